@@ -2,7 +2,8 @@
 // every time, so after the first step every request is served from the free lists and the
 // steady state allocates nothing (DESIGN.md, performance rules). `totalBytes` is what tests watch.
 
-const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+// read lazily: GPUBufferUsage does not exist in hosts without WebGPU (Node unit tests import ops)
+const storageUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
@@ -20,7 +21,7 @@ export class BufferPool {
     const list = this.free.get(size);
     const reused = list?.pop();
     if (reused) return reused;
-    const buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+    const buffer = this.device.createBuffer({ size, usage: storageUsage(), label });
     this.sizes.set(buffer, size);
     this.totalBytes += size;
     this.created++;

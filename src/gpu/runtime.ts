@@ -154,8 +154,22 @@ export class Gpu {
     return t;
   }
 
-  /** Overwrite a tensor's contents from the host (queued before the next submit). */
+  /**
+   * Overwrite a tensor's contents from the host, in program order: queue.writeBuffer runs ahead of
+   * commands recorded but not yet submitted, so those are submitted first (a clear or a kernel
+   * recorded earlier must not land after this write).
+   */
   write(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
+    if (this.encoder) this.flush();
+    this.writeAhead(t, data);
+  }
+
+  /**
+   * Queue a host write that takes effect before every command not yet submitted. Only for buffers
+   * no recorded-but-unsubmitted command uses (per-step inputs written before the step records,
+   * or upload slots reserved per submit); everything else uses write().
+   */
+  writeAhead(t: Tensor, data: Float32Array | Uint32Array | Int32Array): void {
     if (data.length !== t.size) throw new Error(`write: ${data.length} values into ${t}`);
     this.device.queue.writeBuffer(t.buffer, t.offset, data.buffer, data.byteOffset, data.byteLength);
   }

@@ -24,10 +24,15 @@ export function getGpu(): Promise<Gpu> {
 export async function noGpuErrors<T>(gpu: Gpu, fn: () => Promise<T> | T): Promise<T> {
   gpu.device.pushErrorScope('validation');
   gpu.device.pushErrorScope('out-of-memory');
-  const out = await fn();
-  gpu.flush();
-  const oom = await gpu.device.popErrorScope();
-  const val = await gpu.device.popErrorScope();
+  let out: T;
+  try {
+    out = await fn();
+    gpu.flush();
+  } finally {
+    // pop both scopes even when fn throws, so one failing test cannot leak scopes into the next
+    var oom = await gpu.device.popErrorScope();
+    var val = await gpu.device.popErrorScope();
+  }
   if (val) throw new Error(`WebGPU validation error: ${val.message}`);
   if (oom) throw new Error(`WebGPU out of memory: ${oom.message}`);
   return out;
