@@ -40,6 +40,8 @@ export class Tape {
   private temps: Tensor[] = [];
   /** ops recorded (tests check that a specialised AdapterDrop records nothing below layer n) */
   recordedOps: string[] = [];
+  /** the ops the last completed step recorded (kept across reset for inspection) */
+  lastRecordedOps: string[] = [];
   enabled = true;
 
   constructor(readonly gpu: Gpu) {}
@@ -88,6 +90,7 @@ export class Tape {
   /** End of step: forget the tape and return every step-scoped tensor to the pool. */
   reset(): void {
     this.entries = [];
+    if (this.recordedOps.length) this.lastRecordedOps = this.recordedOps;
     this.recordedOps = [];
     for (const t of this.temps) this.gpu.release(t);
     this.temps = [];

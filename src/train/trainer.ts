@@ -10,6 +10,7 @@ import { adamwStep } from '../ops/adamw';
 import { accumulate } from '../ops/elementwise';
 import { BertModel, createInputs, destroyInputs, writeInputs, type ModelInputs, type PassOptions } from '../model/bert';
 import { Tape } from '../model/tape';
+import type { AdapterDropConfig } from '../model/config';
 import { RoutingCounts, sampleRoute, type Route } from '../model/peft/adamix';
 import { Rng } from './rng';
 
@@ -65,6 +66,13 @@ export interface StepRecord {
 
 const RING = 256;
 
+/** AdapterDrop's n for one step: fixed (specialised), uniform over {0…L−1} (robust), or 0. */
+export function drawDroppedLayers(d: AdapterDropConfig, layers: number, rng: Rng): number {
+  if (d.mode === 'specialized') return d.n;
+  if (d.mode === 'robust') return rng.int(layers);
+  return 0;
+}
+
 export class Trainer {
   readonly inputs: ModelInputs;
   readonly tape: Tape;
@@ -95,12 +103,8 @@ export class Trainer {
     this.droppedHistogram = new Array<number>(model.config.numLayers).fill(0);
   }
 
-  /** n for this step: fixed (specialised), drawn uniformly from {0…L−1} (robust), or 0. */
   private drawDropped(): number {
-    const d = this.model.adapterDrop;
-    if (d.mode === 'specialized') return d.n;
-    if (d.mode === 'robust') return this.rng.int(this.model.config.numLayers);
-    return 0;
+    return drawDroppedLayers(this.model.adapterDrop, this.model.config.numLayers, this.rng);
   }
 
   private sampleRoute(rng: Rng = this.rng): Route | undefined {
