@@ -3,21 +3,12 @@
 // names"), and the same from a URL or hub id with progress and clear network errors.
 // DOM-free and Node-free: runs in the Web Worker (fetch, ArrayBuffer, TextDecoder only).
 
+import type { BertConfig as ModelBertConfig } from '../model/config';
 import { readSafetensors, SafetensorsError } from './safetensors';
 
-export interface BertConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  intermediateSize: number;
-  maxPositions: number;
-  typeVocabSize: number;
-  layerNormEps: number;
-  numLabels: number;
+/** The model's configuration (src/model/config.ts) plus what a Hugging Face config.json carries. */
+export interface BertConfig extends ModelBertConfig {
   hiddenAct: 'gelu';
-  hiddenDropout: number;
-  attentionDropout: number;
   /** label names, only when the checkpoint names them (not HF's default LABEL_0, LABEL_1, ...) */
   id2label?: Record<number, string>;
   modelType: 'bert';

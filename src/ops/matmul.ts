@@ -9,6 +9,7 @@
 // dispatch (no waiting inside a training step), so the timing runs are done by `tuneMatmuls`,
 // which measures every problem `matmul` has seen but not yet tuned.
 
+import { gelu64 } from './gelu';
 import matmulSource from '../../shaders/matmul.wgsl?raw';
 import { f32, type Gpu, type Kernel } from '../gpu/runtime';
 import { Tensor } from '../gpu/tensor';
@@ -470,33 +471,6 @@ export interface MatmulCpuOptions {
   preActivationOut?: Float32Array;
 }
 
-/** erf in float64 to about 1e-14: the Maclaurin series near 0, the continued fraction of erfc beyond. */
-function erf64(x: number): number {
-  const z = Math.abs(x);
-  let r: number;
-  if (z < 2.5) {
-    // erf(z) = 2/√π Σ (-1)^n z^(2n+1) / (n! (2n+1))
-    let term = z;
-    let sum = z;
-    for (let i = 1; i < 80; i++) {
-      term *= (-z * z) / i;
-      const add = term / (2 * i + 1);
-      sum += add;
-      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
-    }
-    r = (2 / Math.sqrt(Math.PI)) * sum;
-  } else {
-    // erfc(z) = e^(-z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …)))), evaluated bottom-up
-    let f = 0;
-    for (let i = 200; i >= 1; i--) f = (i / 2) / (z + f);
-    r = 1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + f);
-  }
-  return x < 0 ? -r : r;
-}
-
-export function geluExact(x: number): number {
-  return 0.5 * x * (1 + erf64(x / Math.SQRT2));
-}
 
 /** Plain reference: float64 accumulation, same layouts and epilogue order as the GPU kernel. */
 export function matmulCpu(a: Float32Array, b: Float32Array, m: number, n: number, k: number, opts: MatmulCpuOptions = {}): Float32Array {
@@ -524,7 +498,7 @@ export function matmulCpu(a: Float32Array, b: Float32Array, m: number, n: number
         let v = alpha * row[j] + (opts.bias ? opts.bias[j] : 0);
         if (opts.activation === 'gelu') {
           if (opts.preActivationOut) opts.preActivationOut[o] = v;
-          v = geluExact(v);
+          v = gelu64(v);
         }
         if (opts.residual) v += opts.residual[o];
         out[o] = opts.accumulateInto ? out[o] + v : v;
