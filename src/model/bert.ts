@@ -10,9 +10,12 @@ import type { Rng } from '../train/rng';
 import { LORA_TARGETS, layerPrefix, type AdapterDropConfig, type BertConfig, type LoraTarget, type MethodConfig } from './config';
 import { add, addGradTensor, attention, dropout, embedding, layerNorm, linear, tanh } from './layers';
 import { ParamStore, isNoDecayName, type ParamGroup, type ParamSpec } from './params';
+import { kadapterParamSpecs } from './peft/kadapter';
 import { adapterNames, adapterParamSpecs, applyAdapter, type AdapterSite, type AdapterWeights } from './peft/adapter';
 import { adamixLoraNames, adamixLoraParamSpecs, adamixNames, adamixParamSpecs, meanOfExperts, type Route } from './peft/adamix';
 import { applyLora, loraNames, loraParamSpecs } from './peft/lora';
+import { applyFusion, fusionNames, fusionParamSpecs, fusionRegularizer, taskAdapterNames } from './peft/fusion';
+import { concat, kadapterLayer, type EncoderContext } from './peft/kadapter';
 import { Var, type Tape } from './tape';
 
 /** Base parameter names and shapes (REFERENCE.md, "Hugging Face BERT names"). */
@@ -130,9 +133,29 @@ export function buildParamSpecs(c: BertConfig, base: Map<string, Float32Array>, 
           specs.push(...adamixLoraParamSpecs(l, t, dIn, dOut, method.r, method.experts, method.sharedB, rng, moduleGroup(l)));
         }
         break;
+      case 'fusion':
+        for (const task of method.tasks) {
+          for (const [key, name] of Object.entries(taskAdapterNames(l, task))) {
+            const data = base.get(name);
+            if (!data) throw new Error(`AdapterFusion needs the trained adapter of task "${task}": ${name} is missing`);
+            const shape = key === 'wDown' ? [method.bottleneck, d] : key === 'bDown' ? [method.bottleneck] : key === 'wUp' ? [d, method.bottleneck] : [d];
+            if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`${name}: ${data.length} values, expected shape [${shape}]`);
+            specs.push({ name, shape, group: 'frozen', data: Float32Array.from(data) });
+          }
+        }
+        specs.push(...fusionParamSpecs(l, d, rng, moduleGroup(l)));
+        break;
       default:
         break;
     }
+  }
+  if (method.kind === 'kadapter') {
+    for (const plugin of method.plugins) {
+      if (plugin.layers.some((x, i) => !(x >= 0 && x < c.numLayers) || (i > 0 && x <= plugin.layers[i - 1]))) {
+        throw new Error(`K-Adapter plug-in layers [${plugin.layers}] must be increasing indices in 0…${c.numLayers - 1}`);
+      }
+    }
+    specs.push(...kadapterParamSpecs(c, method, rng, 'decay'));
   }
   // biases of modules never decay (names end in .bias); others keep the group chosen above
   return specs.map((s) => (s.group === 'decay' && isNoDecayName(s.name) ? { ...s, group: 'noDecay' } : s));
@@ -215,6 +238,8 @@ export class BertModel {
   private mergedCache = new Map<string, Tensor>();
   /** Observe intermediate activations (tests use it to localise a mismatch): embeddings, hidden.N. */
   tap: ((name: string, v: Var) => void) | null = null;
+  /** AdapterFusion: receives each layer's attention over the task adapters, (rows, tasks) */
+  onFusionAttention: ((layer: number, probs: Tensor) => void) | null = null;
   private ones: Tensor | null = null;
 
   constructor(
@@ -246,9 +271,30 @@ export class BertModel {
     h = layerNorm(tape, h, this.p('bert.embeddings.LayerNorm.weight'), this.p('bert.embeddings.LayerNorm.bias'), c.layerNormEps, 'emb');
     h = dropout(tape, h, pDrop, seed(1), 'emb');
     this.tap?.('embeddings', h);
+    const m = this.method;
+    const plugins = m.kind === 'kadapter' ? m.plugins.map(() => ({ next: 0, out: null as Var | null })) : [];
+    const encoder: EncoderContext = {
+      keyMask: inp.keyMask, batch: inp.batch, seq: inp.seq, heads: c.numHeads, eps: c.layerNormEps,
+      hiddenDropout: pDrop, attentionDropout: o.train ? c.attentionDropout : 0, seed,
+    };
     for (let l = 0; l < c.numLayers; l++) {
       h = this.layer(tape, l, h, inp, o, seed);
       this.tap?.(`hidden.${l}`, h);
+      if (m.kind === 'kadapter') {
+        plugins.forEach((st, p) => {
+          if (m.plugins[p].layers[st.next] !== l) return;
+          const x = st.out ? add(tape, h, st.out, `kadapter.${p}.in`) : h;
+          st.out = kadapterLayer(tape, m, p, st.next, (n) => this.p(n), x, encoder);
+          this.tap?.(`kadapter.${p}.${st.next}`, st.out);
+          st.next++;
+        });
+      }
+    }
+    if (m.kind === 'kadapter') {
+      // Linear((1+P)·d → d)(concat[h_last, o⁽⁰⁾_last, …]) replaces the last hidden state
+      let cat = h;
+      plugins.forEach((st, p) => (cat = concat(tape, cat, st.out!, `kadapter.${p}.concat`)));
+      h = linear(tape, cat, this.p('kadapter.combine.weight'), this.p('kadapter.combine.bias'), { name: 'kadapter.combine' });
     }
     const cls = embedding(tape, h, inp.clsIds, inp.hostClsIds, 'cls');
     let pooled = tanh(tape, linear(tape, cls, this.p('bert.pooler.dense.weight'), this.p('bert.pooler.dense.bias'), { name: 'pooler' }), 'pooler');
@@ -282,6 +328,16 @@ export class BertModel {
       out = applyAdapter(tape, out, this.adapterWeights(l, 'output'), undefined, `${pre}.output.adapter`);
     } else if (active && this.method.kind === 'adamix') {
       out = this.adamixAdapter(tape, l, out, o);
+    } else if (active && this.method.kind === 'fusion') {
+      const m = this.method;
+      const adapters = m.tasks.map((t) => {
+        const n = taskAdapterNames(l, t);
+        return { wDown: this.p(n.wDown), bDown: this.p(n.bDown), wUp: this.p(n.wUp), bUp: this.p(n.bUp) };
+      });
+      const f = fusionNames(l);
+      const fused = applyFusion(tape, out, adapters, { q: this.p(f.q), k: this.p(f.k), v: this.p(f.v) }, m.temperature, `${pre}.output.adapter_fusion`);
+      this.onFusionAttention?.(l, fused.probs);
+      out = fused.out;
     }
     return layerNorm(tape, add(tape, a, out, `${pre}.output.residual`), this.p(`${pre}.output.LayerNorm.weight`), this.p(`${pre}.output.LayerNorm.bias`), c.layerNormEps, `${pre}.output.LayerNorm`);
   }
@@ -355,6 +411,16 @@ export class BertModel {
     return t;
   }
   private mergedFresh = new Set<string>();
+
+  /**
+   * Loss terms on the parameters themselves, after the backward pass: AdapterFusion's
+   * λ·Σ‖I − V‖² (its gradient into V, its value into `loss`).
+   */
+  regularize(tape: Tape, loss: Tensor): void {
+    const m = this.method;
+    if (m.kind !== 'fusion' || m.regWeight === 0) return;
+    for (let l = 0; l < this.config.numLayers; l++) fusionRegularizer(tape, this.p(fusionNames(l).v), m.regWeight, loss);
+  }
 
   /** Call after the weights change (each training step) so merged experts are recomputed when next used. */
   invalidateMerged(): void {

@@ -43,6 +43,24 @@ export type MethodConfig =
       sharedB: boolean;
       consistencyWeight: number;
       inference: 'merged' | 'sampled';
+    }
+  | {
+      /** AdapterFusion stage 2: frozen task adapters (Pfeiffer placement) combined by per-layer attention */
+      kind: 'fusion';
+      tasks: string[];
+      bottleneck: number;
+      temperature: number;
+      /** λ of the λ·Σ‖I − V‖² regulariser (REFERENCE.md: 0.01) */
+      regWeight: number;
+    }
+  | {
+      /** K-Adapter: knowledge plug-ins outside the frozen model, combined by Linear(concat) */
+      kind: 'kadapter';
+      plugins: { layers: number[] }[];
+      bottleneck: number;
+      adapterLayers: number;
+      adapterHeads: number;
+      adapterIntermediate: number;
     };
 
 export type MethodKind = MethodConfig['kind'];
@@ -65,6 +83,8 @@ export const DEFAULT_METHODS: Record<MethodKind, MethodConfig> = {
   adamix_lora: {
     kind: 'adamix_lora', experts: 4, r: 4, alpha: 32, targets: ['query', 'value'], sharedB: true, consistencyWeight: 1, inference: 'merged',
   },
+  fusion: { kind: 'fusion', tasks: [], bottleneck: 8, temperature: 1, regWeight: 0.01 },
+  kadapter: { kind: 'kadapter', plugins: [{ layers: [0, 3] }], bottleneck: 64, adapterLayers: 2, adapterHeads: 2, adapterIntermediate: 256 },
 };
 
 export function layerPrefix(layer: number): string {

@@ -154,6 +154,7 @@ export class Trainer {
       logits2.grad = tape.own(d.d2);
     }
     tape.backward();
+    model.regularize(tape, loss);
     const lr = learningRate(this.step, config);
     if (!opts.skipOptimizer) {
       const arenas = [...model.store.arenas.values()].filter((a) => a.grads);
