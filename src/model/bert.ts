@@ -234,6 +234,16 @@ export interface PassOptions {
   droppedLayers: number;
 }
 
+/** A forward pass in progress: the hidden state and what the later stages need. */
+export interface PassState {
+  h: Var;
+  inp: ModelInputs;
+  o: PassOptions;
+  seed: (k: number) => number;
+  plugins: { next: number; out: Var | null }[];
+  encoder: EncoderContext;
+}
+
 export class BertModel {
   private mergedCache = new Map<string, Tensor>();
   /** Observe intermediate activations (tests use it to localise a mismatch): embeddings, hidden.N. */
@@ -261,6 +271,16 @@ export class BertModel {
 
   /** Logits (batch, labels) of one forward pass. */
   forward(tape: Tape, inp: ModelInputs, o: PassOptions): Var {
+    const state = this.embed(tape, inp, o);
+    this.encode(tape, state, 0, this.config.numLayers);
+    return this.classify(tape, state);
+  }
+
+  /**
+   * The three stages of a forward pass, exposed so that multi-task inference can run the shared
+   * frozen lower layers once and the task-specific upper layers per task (train/multitask.ts).
+   */
+  embed(tape: Tape, inp: ModelInputs, o: PassOptions): PassState {
     const c = this.config;
     const pDrop = o.train ? c.hiddenDropout : 0;
     const seed = (k: number) => (o.seed * 7919 + k * 104729) >>> 0;
@@ -272,33 +292,47 @@ export class BertModel {
     h = dropout(tape, h, pDrop, seed(1), 'emb');
     this.tap?.('embeddings', h);
     const m = this.method;
-    const plugins = m.kind === 'kadapter' ? m.plugins.map(() => ({ next: 0, out: null as Var | null })) : [];
-    const encoder: EncoderContext = {
-      keyMask: inp.keyMask, batch: inp.batch, seq: inp.seq, heads: c.numHeads, eps: c.layerNormEps,
-      hiddenDropout: pDrop, attentionDropout: o.train ? c.attentionDropout : 0, seed,
+    return {
+      h, inp, o, seed,
+      plugins: m.kind === 'kadapter' ? m.plugins.map(() => ({ next: 0, out: null })) : [],
+      encoder: {
+        keyMask: inp.keyMask, batch: inp.batch, seq: inp.seq, heads: c.numHeads, eps: c.layerNormEps,
+        hiddenDropout: pDrop, attentionDropout: o.train ? c.attentionDropout : 0, seed,
+      },
     };
-    for (let l = 0; l < c.numLayers; l++) {
-      h = this.layer(tape, l, h, inp, o, seed);
-      this.tap?.(`hidden.${l}`, h);
+  }
+
+  /** Encoder layers [from, to) over state.h. */
+  encode(tape: Tape, state: PassState, from: number, to: number): void {
+    const m = this.method;
+    for (let l = from; l < to; l++) {
+      state.h = this.layer(tape, l, state.h, state.inp, state.o, state.seed);
+      this.tap?.(`hidden.${l}`, state.h);
       if (m.kind === 'kadapter') {
-        plugins.forEach((st, p) => {
+        state.plugins.forEach((st, p) => {
           if (m.plugins[p].layers[st.next] !== l) return;
-          const x = st.out ? add(tape, h, st.out, `kadapter.${p}.in`) : h;
-          st.out = kadapterLayer(tape, m, p, st.next, (n) => this.p(n), x, encoder);
+          const x = st.out ? add(tape, state.h, st.out, `kadapter.${p}.in`) : state.h;
+          st.out = kadapterLayer(tape, m, p, st.next, (n) => this.p(n), x, state.encoder);
           this.tap?.(`kadapter.${p}.${st.next}`, st.out);
           st.next++;
         });
       }
     }
-    if (m.kind === 'kadapter') {
+  }
+
+  /** K-Adapter's combination, the pooler and the classifier: logits (batch, labels). */
+  classify(tape: Tape, state: PassState): Var {
+    let h = state.h;
+    if (this.method.kind === 'kadapter') {
       // Linear((1+P)·d → d)(concat[h_last, o⁽⁰⁾_last, …]) replaces the last hidden state
       let cat = h;
-      plugins.forEach((st, p) => (cat = concat(tape, cat, st.out!, `kadapter.${p}.concat`)));
+      state.plugins.forEach((st, p) => (cat = concat(tape, cat, st.out!, `kadapter.${p}.concat`)));
       h = linear(tape, cat, this.p('kadapter.combine.weight'), this.p('kadapter.combine.bias'), { name: 'kadapter.combine' });
     }
+    const inp = state.inp;
     const cls = embedding(tape, h, inp.clsIds, inp.hostClsIds, 'cls');
     let pooled = tanh(tape, linear(tape, cls, this.p('bert.pooler.dense.weight'), this.p('bert.pooler.dense.bias'), { name: 'pooler' }), 'pooler');
-    pooled = dropout(tape, pooled, pDrop, seed(2), 'pooler');
+    pooled = dropout(tape, pooled, state.o.train ? this.config.hiddenDropout : 0, state.seed(2), 'pooler');
     return linear(tape, pooled, this.p('classifier.weight'), this.p('classifier.bias'), { name: 'classifier' });
   }
 
