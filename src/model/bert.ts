@@ -332,6 +332,7 @@ export class BertModel {
     const inp = state.inp;
     const cls = embedding(tape, h, inp.clsIds, inp.hostClsIds, 'cls');
     let pooled = tanh(tape, linear(tape, cls, this.p('bert.pooler.dense.weight'), this.p('bert.pooler.dense.bias'), { name: 'pooler' }), 'pooler');
+    this.tap?.('pooled', pooled);
     pooled = dropout(tape, pooled, state.o.train ? this.config.hiddenDropout : 0, state.seed(2), 'pooler');
     return linear(tape, pooled, this.p('classifier.weight'), this.p('classifier.bias'), { name: 'classifier' });
   }

@@ -26,6 +26,11 @@ export const LORA_TARGETS = {
 } as const;
 export type LoraTarget = keyof typeof LORA_TARGETS;
 
+/** The module name Hugging Face PEFT's `target_modules` uses for a target ('query', 'output.dense', …). */
+export function peftTargetName(t: LoraTarget): string {
+  return LORA_TARGETS[t].replace(/^attention\.self\./, '');
+}
+
 export type MethodConfig =
   | { kind: 'full' }
   | { kind: 'headonly' }
