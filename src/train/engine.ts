@@ -11,7 +11,14 @@ import type { AdapterDropConfig, BertConfig, MethodConfig } from '../model/confi
 import { Trainer, DEFAULT_TRAIN, type TrainConfig } from './trainer';
 import { Rng } from './rng';
 import { tuneMatmuls } from '../ops/matmul';
-import type { Route } from '../model/peft/adamix';
+import { sampleRoute, meanOfExpertsHost, type Route } from '../model/peft/adamix';
+import { mergeLoraHost } from '../model/peft/lora';
+import { bertParamShapes, initBaseParam } from '../model/bert';
+import { LORA_TARGETS as MODEL_LORA_PATHS, type LoraTarget } from '../model/config';
+import { loadBuiltinDataset, splitDataset } from '../data/datasets';
+import { importExamples } from '../data/import';
+import { fetchBertCheckpoint, loadBertCheckpoint, resolveHfModelUrl, type BertCheckpoint, type BertConfig as HfBertConfig } from '../io/hf';
+import { exportAdapterModules, exportHfCheckpoint, exportPeftLora } from '../io/export';
 
 export type InitResult = { ok: true; adapter: AdapterSummary } | { ok: false; reason: string; message: string };
 
@@ -344,4 +351,239 @@ export class Engine {
   defaultTrain(): TrainConfig {
     return { ...DEFAULT_TRAIN };
   }
+  // ---- page-facing loading, AdaMix route evaluation and exports (issue 6) ----------------------
+  // These wrap the io/ and data/ libraries so the page only ever sends bytes or URLs and receives
+  // summaries and files: parsing, tokenizing and merging all happen here, in the worker.
+
+  /** What the loaded base model is, for the page and for the exports' base_model field. */
+  modelInfo: ModelInfo | null = null;
+  private vocabText: string | null = null;
+
+  private adoptCheckpoint(ck: BertCheckpoint, vocab: string | undefined, info: Omit<ModelInfo, 'parameters' | 'config'>): ModelInfo {
+    const vocabText = ck.vocab ?? vocab;
+    if (!vocabText) throw new Error(`${info.source} has no vocab.txt, and none was given`);
+    const { parameters } = this.loadModel(ck.config, ck.params, vocabText);
+    this.vocabText = vocabText;
+    this.modelInfo = { ...info, parameters, config: ck.config };
+    return this.modelInfo;
+  }
+
+  /**
+   * The shipped default: the first entry of `${baseUrl}models/index.json`. Without one (a checkout
+   * before the pretrained mini-BERT exists) a small randomly initialised BERT over the shipped
+   * vocabulary, and the info says so, so that Train still works offline on first click.
+   */
+  async loadDefaultModel(baseUrl: string): Promise<ModelInfo> {
+    const indexUrl = `${baseUrl}models/index.json`;
+    const res = await fetch(indexUrl).catch(() => null);
+    const isJson = res?.ok && !(res.headers.get('content-type') ?? '').includes('text/html'); // dev servers answer 404s with index.html
+    if (res && isJson) {
+      const index = (await res.json()) as ModelIndexEntry[];
+      if (!Array.isArray(index) || index.length === 0) throw new Error(`${indexUrl} lists no models`);
+      const entry = index[0];
+      const dir = entry.path ?? entry.dir ?? entry.id;
+      // entries name their folder from the site's root (public/), e.g. "models/mini-bert/"
+      const url = new URL(dir.replace(/\/+$/, ''), new URL(baseUrl, self.location.href)).href;
+      const ck = await fetchBertCheckpoint(url);
+      return this.adoptCheckpoint(ck, undefined, { source: `default:${entry.id}`, name: entry.name ?? entry.id, description: entry.description ?? '', pretrained: true });
+    }
+    const vocab = await (await fetch(`${baseUrl}vocab.txt`)).text();
+    return this.loadRandomModel(vocab);
+  }
+
+  /** A randomly initialised BERT (HF init) over `vocab`: the fallback when no pretrained model is shipped. */
+  loadRandomModel(vocab: string, over: Partial<BertConfig> = {}, seed = 1): ModelInfo {
+    const pieces = WordPieceTokenizer.fromVocabText(vocab).vocabSize;
+    const config: HfBertConfig = {
+      vocabSize: pieces, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 256, maxPositions: 128, typeVocabSize: 2,
+      layerNormEps: 1e-12, numLabels: 2, hiddenDropout: 0.1, attentionDropout: 0.1, hiddenAct: 'gelu', modelType: 'bert', ...over,
+    };
+    const rng = new Rng(seed);
+    const params = new Map<string, Float32Array>();
+    for (const [name, shape] of bertParamShapes(config)) params.set(name, initBaseParam(name, shape, rng));
+    return this.adoptCheckpoint({ config, params, missing: [], unexpected: [] }, vocab, {
+      source: 'random-init', name: 'random-init mini-BERT', pretrained: false,
+      description: `no pretrained model is shipped in this build: a randomly initialised ${config.numLayers}-layer BERT (d = ${config.hiddenSize}); it learns, but slower than a pretrained one`,
+    });
+  }
+
+  /** A checkpoint by hub id or URL; `fallbackVocabUrl` serves checkpoints that ship no vocab.txt. */
+  async loadModelFromUrl(urlOrId: string, fallbackVocabUrl?: string, onProgress?: (loaded: number, total: number) => void): Promise<ModelInfo> {
+    const base = resolveHfModelUrl(urlOrId);
+    const ck = await fetchBertCheckpoint(base, undefined, onProgress);
+    let vocab: string | undefined;
+    if (!ck.vocab && fallbackVocabUrl) vocab = await (await fetch(fallbackVocabUrl)).text();
+    return this.adoptCheckpoint(ck, vocab, { source: urlOrId.trim(), name: urlOrId.trim(), description: `from ${base}`, pretrained: true });
+  }
+
+  /** A checkpoint from local files (config.json, model.safetensors, vocab.txt). */
+  loadModelFromFiles(files: { config: string; weights: Uint8Array | ArrayBuffer; vocab?: string; name?: string }, fallbackVocab?: string): ModelInfo {
+    const ck = loadBertCheckpoint({ config: files.config, weights: files.weights, vocab: files.vocab });
+    const name = files.name ?? 'local files';
+    return this.adoptCheckpoint(ck, fallbackVocab, { source: name, name, description: 'loaded from local files', pretrained: true });
+  }
+
+  /** A built-in dataset (public/data), split with `seed`. */
+  async loadBuiltin(id: string, baseUrl: string, seed: number): Promise<DatasetSummary> {
+    const ds = await loadBuiltinDataset(id, `${baseUrl}data/`, seed);
+    return { id: ds.id, name: ds.name, description: ds.description, ...this.loadDataset(ds), warnings: [] };
+  }
+
+  /**
+   * A user's CSV/TSV/JSONL file. Everything is checked before the engine's dataset is replaced, so
+   * a bad file throws its line-numbered ImportError message and the previous dataset stays loaded.
+   */
+  importDataset(bytes: Uint8Array | ArrayBuffer, fileName: string, seed: number): DatasetSummary {
+    const imported = importExamples(bytes, fileName);
+    const split = splitDataset(imported.examples, seed);
+    const ds: Dataset = {
+      id: `file:${fileName}`, name: fileName, classes: imported.classes, ...split,
+      description: `${imported.examples.length} examples imported from ${fileName} (${imported.format.toUpperCase()}), ${imported.classes.length} classes`,
+    };
+    return { id: ds.id, name: ds.name, description: ds.description, ...this.loadDataset(ds), warnings: imported.warnings };
+  }
+
+  /**
+   * AdaMix: dev accuracy of the merged model (expert weights averaged) against `samples` single
+   * routes drawn at random — the paper's argument that merging loses nothing against any one route.
+   */
+  async adamixRouteEval(samples = 3, split: 'dev' | 'test' = 'dev'): Promise<{ merged: number; routes: number[] }> {
+    const trainer = this.requireTrainer();
+    const m = trainer.model.method;
+    if (m.kind !== 'adamix' && m.kind !== 'adamix_lora') throw new Error('route evaluation needs an AdaMix run');
+    const merged = await this.evaluate(split, { merged: true, record: false });
+    const rng = new Rng(this.run!.train.seed ^ 0xada);
+    const up = m.kind === 'adamix' ? (m.sharedUp ? 1 : m.experts) : m.sharedB ? 1 : m.experts;
+    const routes: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const route = sampleRoute(rng, trainer.model.config.numLayers, { kind: m.kind, experts: m.experts, upExperts: up, targets: m.kind === 'adamix_lora' ? m.targets : undefined });
+      routes.push((await this.evaluate(split, { route, record: false })).accuracy);
+    }
+    return { merged: merged.accuracy, routes };
+  }
+
+  private async paramsByName(which: 'trainable' | 'all'): Promise<{ values: Map<string, Float32Array>; shapes: Map<string, number[]> }> {
+    const list = await this.exportParams(which);
+    return { values: new Map(list.map((p) => [p.name, p.data])), shapes: new Map(list.map((p) => [p.name, p.shape])) };
+  }
+
+  private baseModelName(): string {
+    return this.modelInfo?.source ?? 'unknown';
+  }
+
+  /** LoRA in Hugging Face PEFT's layout (adapter_config.json + adapter_model.safetensors). */
+  async exportLora(): Promise<ExportFiles> {
+    const m = this.requireTrainer().model.method;
+    if (m.kind !== 'lora') throw new Error(`the current run trains ${m.kind}, not LoRA: export the adapter or the full model instead`);
+    const { values, shapes } = await this.paramsByName('trainable');
+    const files = exportPeftLora(values, shapes, {
+      r: m.r, alpha: m.alpha, baseModel: this.baseModelName(),
+      targetModules: m.targets.map((t) => (t === 'attention.output' ? 'attention.output.dense' : t === 'intermediate' ? 'intermediate.dense' : t === 'output' ? 'output.dense' : t)),
+    });
+    return { files };
+  }
+
+  /** Houlsby / Pfeiffer / AdaMix modules and the head in the playground's adapter layout; AdaMix merged (expert average) or all experts. */
+  async exportAdapters(merged = true): Promise<ExportFiles> {
+    const model = this.requireTrainer().model;
+    const m = model.method;
+    if (m.kind !== 'houlsby' && m.kind !== 'pfeiffer' && m.kind !== 'adamix') {
+      throw new Error(`the current run trains ${m.kind}: adapter export is for Houlsby, Pfeiffer and AdaMix runs`);
+    }
+    const { values, shapes } = await this.paramsByName('trainable');
+    const c = model.config;
+    if (m.kind === 'adamix' && merged) {
+      for (const [name, data] of values) {
+        if (!name.includes('.adamix.')) continue;
+        // a stacked [E, …] expert tensor (a shared up-projection is a stack of one) → its mean
+        const shape = shapes.get(name)!;
+        values.set(name, meanOfExpertsHost(data, shape[0]));
+        shapes.set(name, shape.slice(1));
+      }
+    }
+    const bottleneck = m.kind === 'houlsby' ? m.bottleneck : m.kind === 'pfeiffer' ? Math.max(1, Math.floor(c.hiddenSize / m.reductionFactor)) : m.bottleneck;
+    const files = exportAdapterModules(values, shapes, {
+      method: m.kind, base_model: this.baseModelName(), hidden_size: c.hiddenSize, num_layers: c.numLayers, bottleneck,
+      num_labels: c.numLabels, labels: this.dataset?.classes, experts: m.kind === 'adamix' ? m.experts : 1,
+      shared_up: m.kind === 'adamix' ? m.sharedUp : undefined, merged: m.kind === 'adamix' ? merged : undefined,
+      dropped_layers: this.run!.adapterDrop.mode === 'specialized' ? this.run!.adapterDrop.n : 0,
+    });
+    return { files };
+  }
+
+  /**
+   * The whole model as a Hugging Face BERT checkpoint. LoRA (and AdaMix-LoRA, experts averaged) is
+   * merged into W first (W' = W + (α/r)·B·A); adapters have no place in transformers' BERT and
+   * are refused with a pointer to the adapter export.
+   */
+  async exportFullModel(): Promise<ExportFiles> {
+    const model = this.requireTrainer().model;
+    const m = model.method;
+    if (m.kind === 'houlsby' || m.kind === 'pfeiffer' || m.kind === 'adamix') {
+      throw new Error(`a ${m.kind} run adds adapter modules that a Hugging Face BERT checkpoint cannot hold: use "adapter" export instead`);
+    }
+    const { values, shapes } = await this.paramsByName('all');
+    if (m.kind === 'lora' || m.kind === 'adamix_lora') {
+      const scale = m.alpha / m.r;
+      for (let l = 0; l < model.config.numLayers; l++) {
+        for (const t of m.targets as LoraTarget[]) {
+          const path = `bert.encoder.layer.${l}.${MODEL_LORA_PATHS[t]}`;
+          const w = `${path}.weight`;
+          const [aName, bName] = m.kind === 'lora' ? [`${path}.lora_A.weight`, `${path}.lora_B.weight`] : [`${path}.adamix_lora.A`, `${path}.adamix_lora.B`];
+          const a = values.get(aName), b = values.get(bName);
+          if (!a || !b) continue; // AdapterDrop: layers below n have no trained factors
+          const aMean = m.kind === 'lora' ? a : meanOfExpertsHost(a, shapes.get(aName)![0]);
+          const bMean = m.kind === 'lora' ? b : meanOfExpertsHost(b, shapes.get(bName)![0]);
+          values.set(w, mergeLoraHost(values.get(w)!, aMean, bMean, m.r, scale));
+        }
+      }
+      for (const name of [...values.keys()]) if (/\.(lora_[AB]\.weight|adamix_lora\.[AB])$/.test(name)) values.delete(name);
+    }
+    const classes = this.dataset?.classes ?? [];
+    const config: HfBertConfig = {
+      ...model.config, hiddenAct: 'gelu', modelType: 'bert',
+      id2label: Object.fromEntries(classes.map((name, i) => [i, name])),
+    };
+    const files: Record<string, string | Uint8Array> = exportHfCheckpoint(config, values, shapes, this.vocabText ?? undefined);
+    return { files };
+  }
+
+  /** Resolves when the GPU device is lost (driver reset, tab backgrounded too long, ...). */
+  async deviceLost(): Promise<{ reason: string; message: string }> {
+    const info = await this.requireGpu().device.lost;
+    return { reason: String(info.reason), message: info.message };
+  }
+}
+
+export interface ModelInfo {
+  source: string;
+  name: string;
+  description: string;
+  pretrained: boolean;
+  parameters: number;
+  config: BertConfig;
+}
+
+export interface ModelIndexEntry {
+  id: string;
+  name?: string;
+  description?: string;
+  /** folder with config.json, model.safetensors, vocab.txt, relative to the site's root (public/) */
+  path?: string;
+  dir?: string;
+}
+
+export interface DatasetSummary {
+  id: string;
+  name: string;
+  description: string;
+  train: number;
+  dev: number;
+  test: number;
+  classes: string[];
+  warnings: string[];
+}
+
+export interface ExportFiles {
+  files: Record<string, string | Uint8Array>;
 }

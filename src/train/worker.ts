@@ -1,12 +1,14 @@
 // The Web Worker that owns the GPU. The page holds no tensors: it calls this typed API through
 // comlink and receives small plain objects (metrics, counts, probabilities, parameter arrays).
 import * as Comlink from 'comlink';
-import { Engine, type InitResult, type RunConfig } from './engine';
+import { Engine, type ExportFiles, type InitResult, type RunConfig } from './engine';
 import { runSelfTest, type SelfTestResult } from './selftest';
 import type { BertConfig } from '../model/config';
 import type { Dataset } from '../data/datasets';
 
 const engine = new Engine();
+/** where public/ is served (models/, data/, vocab.txt), as an absolute URL the worker can fetch */
+const BASE = new URL(import.meta.env.BASE_URL, self.location.origin).href;
 
 const api = {
   init: (): Promise<InitResult> => engine.init(),
@@ -29,7 +31,29 @@ const api = {
     const out = await engine.exportParams(which);
     return Comlink.transfer(out, out.map((p) => p.data.buffer as ArrayBuffer));
   },
+
+  // the page's loaders, exports and analyses (issue 6); URLs are resolved against the app's base
+  loadDefaultModel: () => engine.loadDefaultModel(BASE),
+  loadModelFromUrl: (urlOrId: string, onProgress?: (loaded: number, total: number) => void) =>
+    engine.loadModelFromUrl(urlOrId, `${BASE}vocab.txt`, onProgress),
+  async loadModelFromFiles(files: { config: string; weights: Uint8Array; vocab?: string; name?: string }) {
+    const fallback = files.vocab ? undefined : await (await fetch(`${BASE}vocab.txt`)).text();
+    return engine.loadModelFromFiles(files, fallback);
+  },
+  loadBuiltin: (id: string, seed: number) => engine.loadBuiltin(id, BASE, seed),
+  importDataset: (bytes: Uint8Array, fileName: string, seed: number) => engine.importDataset(bytes, fileName, seed),
+  adamixRouteEval: (samples?: number) => engine.adamixRouteEval(samples),
+  exportLora: () => transferFiles(engine.exportLora()),
+  exportAdapters: (merged?: boolean) => transferFiles(engine.exportAdapters(merged)),
+  exportFullModel: () => transferFiles(engine.exportFullModel()),
+  deviceLost: () => engine.deviceLost(),
 };
+
+async function transferFiles(p: Promise<ExportFiles>): Promise<ExportFiles> {
+  const out = await p;
+  const buffers = Object.values(out.files).filter((f): f is Uint8Array => typeof f !== 'string').map((f) => f.buffer as ArrayBuffer);
+  return Comlink.transfer(out, buffers);
+}
 
 export type WorkerApi = typeof api;
 Comlink.expose(api);

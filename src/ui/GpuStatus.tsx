@@ -1,12 +1,7 @@
 import { useEffect, useState } from 'react';
-import type { AdapterSummary } from '../gpu/device';
 import type { SelfTestResult } from '../train/selftest';
 import { getEngine } from './engine';
-
-type State =
-  | { phase: 'starting' }
-  | { phase: 'unavailable'; reason: string; message: string }
-  | { phase: 'ready'; adapter: AdapterSummary; selfTest?: SelfTestResult; selfTestError?: string };
+import { useStore } from './store';
 
 const SHOWN_LIMITS = [
   'maxStorageBufferBindingSize',
@@ -21,47 +16,49 @@ function fmtBytes(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(0)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KiB` : String(n);
 }
 
-/** Acquires the adapter in the worker, shows what it is, and runs the matmul self-test. */
-export function GpuStatus() {
-  const [state, setState] = useState<State>({ phase: 'starting' });
-  useEffect(() => {
-    let cancelled = false;
-    (async () => {
-      const engine = getEngine();
-      const init = await engine.init();
-      if (cancelled) return;
-      if (!init.ok) {
-        setState({ phase: 'unavailable', reason: init.reason, message: init.message });
-        return;
-      }
-      setState({ phase: 'ready', adapter: init.adapter });
-      try {
-        const selfTest = await engine.selfTest();
-        if (!cancelled) setState({ phase: 'ready', adapter: init.adapter, selfTest });
-      } catch (e) {
-        if (!cancelled) setState({ phase: 'ready', adapter: init.adapter, selfTestError: String(e) });
-      }
-    })().catch((e) => !cancelled && setState({ phase: 'unavailable', reason: 'worker', message: String(e) }));
-    return () => {
-      cancelled = true;
-    };
-  }, []);
-
-  if (state.phase === 'starting') return <section className="panel" aria-busy="true"><p className="muted">Starting the GPU worker…</p></section>;
-  if (state.phase === 'unavailable') {
+/** The whole page when WebGPU is missing or the device was lost: what happened and what to do. */
+export function GpuProblem() {
+  const gpu = useStore((s) => s.gpu);
+  if (gpu.phase === 'lost') {
     return (
-      <section className="panel error" role="alert" data-testid="webgpu-missing">
-        <h2>WebGPU is not available</h2>
-        <p>{state.message}</p>
+      <section className="panel error" role="alert" data-testid="device-lost">
+        <h2>The GPU device was lost</h2>
+        <p>{gpu.message || 'The browser reset the GPU (a driver update, a crash, or too much memory in use).'}</p>
         <ul>
-          <li>Use Chrome or Edge 113+ (desktop), or Safari 26+; Firefox needs <code>dom.webgpu.enabled</code>.</li>
-          <li>Open the page from <code>https://</code> or <code>http://localhost</code>: WebGPU exists only in secure contexts.</li>
-          <li>On Linux, start Chrome with <code>--enable-unsafe-webgpu --enable-features=Vulkan</code>, and check <code>chrome://gpu</code>.</li>
+          <li>Runs that paused or finished are saved in this browser; reload the page to get them back as curves.</li>
+          <li>Close other GPU-heavy tabs, then <button type="button" onClick={() => location.reload()}>reload the page</button> — the link keeps your whole setup.</li>
         </ul>
       </section>
     );
   }
-  const { adapter, selfTest, selfTestError } = state;
+  if (gpu.phase !== 'unavailable') return null;
+  return (
+    <section className="panel error" role="alert" data-testid="webgpu-missing">
+      <h2>WebGPU is not available</h2>
+      <p>{gpu.message}</p>
+      <ul>
+        <li>Use Chrome or Edge 113+ (desktop), or Safari 26+; Firefox needs <code>dom.webgpu.enabled</code>.</li>
+        <li>Open the page from <code>https://</code> or <code>http://localhost</code>: WebGPU exists only in secure contexts.</li>
+        <li>On Linux, start Chrome with <code>--enable-unsafe-webgpu --enable-features=Vulkan</code>, and check <code>chrome://gpu</code>.</li>
+      </ul>
+    </section>
+  );
+}
+
+/** The adapter the worker got, its limits, and a matmul self-test against the CPU reference. */
+export function GpuStatus() {
+  const gpu = useStore((s) => s.gpu);
+  const [selfTest, setSelfTest] = useState<SelfTestResult | null>(null);
+  const [selfTestError, setSelfTestError] = useState<string | null>(null);
+  const ready = gpu.phase === 'ready';
+  useEffect(() => {
+    if (!ready) return;
+    let cancelled = false;
+    getEngine().selfTest().then((r) => !cancelled && setSelfTest(r), (e) => !cancelled && setSelfTestError(String(e)));
+    return () => { cancelled = true; };
+  }, [ready]);
+  if (gpu.phase !== 'ready') return null;
+  const { adapter } = gpu;
   return (
     <section className="panel" data-testid="gpu-status">
       <h2>GPU</h2>
