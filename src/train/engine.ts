@@ -14,7 +14,7 @@ import { tuneMatmuls } from '../ops/matmul';
 import { sampleRoute, meanOfExpertsHost, type Route } from '../model/peft/adamix';
 import { mergeLoraHost } from '../model/peft/lora';
 import { bertParamShapes, initBaseParam } from '../model/bert';
-import { LORA_TARGETS as MODEL_LORA_PATHS, type LoraTarget } from '../model/config';
+import { LORA_TARGETS as MODEL_LORA_PATHS, peftTargetName, type LoraTarget } from '../model/config';
 import { loadBuiltinDataset, splitDataset } from '../data/datasets';
 import { importExamples } from '../data/import';
 import { fetchBertCheckpoint, loadBertCheckpoint, resolveHfModelUrl, type BertCheckpoint, type BertConfig as HfBertConfig } from '../io/hf';
@@ -478,7 +478,7 @@ export class Engine {
     const { values, shapes } = await this.paramsByName('trainable');
     const files = exportPeftLora(values, shapes, {
       r: m.r, alpha: m.alpha, baseModel: this.baseModelName(),
-      targetModules: m.targets.map((t) => (t === 'attention.output' ? 'attention.output.dense' : t === 'intermediate' ? 'intermediate.dense' : t === 'output' ? 'output.dense' : t)),
+      targetModules: m.targets.map(peftTargetName),
     });
     return { files };
   }
