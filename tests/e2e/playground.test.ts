@@ -146,10 +146,17 @@ describe('the playground page', () => {
   });
 
   test('the URL holds the whole configuration: a link reproduces the setup', async () => {
+    // a page of its own, so the test does not depend on the state the others leave behind
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    await openReady(page, SMALL);
     await page.getByTestId('method-select').selectOption('houlsby');
     await page.locator('#hp-bottleneck').fill('8');
     await page.locator('#hp-bottleneck').press('Enter');
     await page.getByTestId('cfg-seed').fill('123');
+    await page.getByTestId('cfg-seed').press('Enter');
+    // the URL is rewritten when the store commits the change: wait for it rather than race it
+    await expect.poll(() => page.url(), { timeout: 10_000 }).toMatch(/seed=123/);
     const url = page.url();
     expect(url).toMatch(/method=houlsby/);
     expect(url).toMatch(/bottleneck=8/);
@@ -163,6 +170,7 @@ describe('the playground page', () => {
     expect(await other.getByTestId('cfg-seqLen').inputValue()).toBe('16');
     expect(other.url()).toBe(url);
     await other.close();
+    await page.close();
   });
 
   test('"compare methods" queues six methods on the same data, model and seed', async () => {
