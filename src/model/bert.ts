@@ -96,6 +96,10 @@ export function initBaseParam(name: string, shape: number[], rng: Rng): Float32A
 /** Every parameter of the model under a method: base (by name, from `base` or initialised) + modules. */
 export function buildParamSpecs(c: BertConfig, base: Map<string, Float32Array>, method: MethodConfig, drop: AdapterDropConfig, rng: Rng): ParamSpec[] {
   const specs: ParamSpec[] = [];
+  // A checkpoint without a pooler (an MLM-only pretraining, like the shipped mini-BERT) gets a
+  // freshly initialised one; frozen, that random projection would sit between every PEFT method
+  // and its classifier, so it trains with the head instead.
+  const freshPooler = !base.has('bert.pooler.dense.weight');
   for (const [name, shape] of bertParamShapes(c)) {
     let data = base.get(name);
     const size = shape.reduce((a, b) => a * b, 1);
@@ -104,7 +108,8 @@ export function buildParamSpecs(c: BertConfig, base: Map<string, Float32Array>, 
       if (!/^(bert\.pooler|classifier)\./.test(name)) throw new Error(`the base model lacks ${name}`);
       data = initBaseParam(name, shape, rng);
     }
-    specs.push({ name, shape, group: groupFor(name, baseTrainable(method, name, drop)), data: Float32Array.from(data) });
+    const trainable = baseTrainable(method, name, drop) || (freshPooler && name.startsWith('bert.pooler.'));
+    specs.push({ name, shape, group: groupFor(name, trainable), data: Float32Array.from(data) });
   }
   const d = c.hiddenSize;
   const from = specializedDrop(drop);

@@ -212,3 +212,25 @@ describe('training', () => {
     engine.pause();
   });
 });
+
+describe('a base model without a pooler', () => {
+  test('gets a fresh pooler that trains with the head (frozen, a random projection would block every PEFT method)', async () => {
+    const gpu = await getGpu();
+    const { config, params } = tinyBase();
+    const noPooler = new Map(params);
+    noPooler.delete('bert.pooler.dense.weight');
+    noPooler.delete('bert.pooler.dense.bias');
+    const lora: MethodConfig = { kind: 'lora', r: 2, alpha: 4, targets: ['query'] };
+    const without = BertModel.create(gpu, config, noPooler, lora, { mode: 'none', n: 0 }, new Rng(1));
+    const withPooler = BertModel.create(gpu, config, params, lora, { mode: 'none', n: 0 }, new Rng(1));
+    try {
+      expect(without.store.params.get('bert.pooler.dense.weight')!.group).toBe('decay');
+      expect(without.store.params.get('bert.pooler.dense.bias')!.group).toBe('noDecay');
+      expect(withPooler.store.params.get('bert.pooler.dense.weight')!.group).toBe('frozen');
+      expect(without.store.trainableCount() - withPooler.store.trainableCount()).toBe(config.hiddenSize * config.hiddenSize + config.hiddenSize);
+    } finally {
+      without.destroy();
+      withPooler.destroy();
+    }
+  });
+});
