@@ -10,20 +10,20 @@ import { splitHeads, mergeHeads } from '../ops/heads';
 import { embeddingForward, embeddingBackward } from '../ops/embedding';
 import { addInto } from '../ops/add';
 import { colSum } from '../ops/reduce';
-import { accumulate, tanhForward, tanhBackward } from '../ops/elementwise';
+import { tanhForward, tanhBackward } from '../ops/elementwise';
 import { Var, type Tape } from './tape';
 
 /** Give v the gradient contribution `t` (a step-scoped tensor nobody else will write). */
 export function addGradTensor(tape: Tape, v: Var, t: Tensor): void {
   if (!v.requiresGrad) return;
-  if (v.grad) accumulate(tape.gpu, v.grad, t);
+  if (v.grad) addInto(tape.gpu, v.grad, t, v.grad);
   else v.grad = t;
 }
 
 /** Give v a copy of the contribution `t` (t is also used elsewhere, so it must not be adopted). */
 export function addGradShared(tape: Tape, v: Var, t: Tensor): void {
   if (!v.requiresGrad) return;
-  if (v.grad) accumulate(tape.gpu, v.grad, t);
+  if (v.grad) addInto(tape.gpu, v.grad, t, v.grad);
   else {
     v.grad = tape.temp(t.shape, `d${v.name}`);
     tape.gpu.copy(t, v.grad);

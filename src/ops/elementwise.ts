@@ -1,4 +1,5 @@
-// Elementwise helpers: in-place accumulation and tanh (pooler). x, dst are any shape, n elements.
+// tanh for the pooler, forward and backward; x is any shape, n elements. (In-place accumulation
+// dst += src is addInto(gpu, dst, src, dst) in add.ts.)
 import type { Gpu } from '../gpu/runtime';
 import { f32 } from '../gpu/runtime';
 import type { Tensor } from '../gpu/tensor';
@@ -14,14 +15,6 @@ export function grid1d(gpu: Gpu, n: number): { wg: [number, number]; row: number
   const x = Math.min(groups, max);
   const y = Math.ceil(groups / x);
   return { wg: [x, y], row: x * WG };
-}
-
-/** dst += alpha·src */
-export function accumulate(gpu: Gpu, dst: Tensor, src: Tensor, alpha = 1): void {
-  if (dst.size !== src.size) throw new Error(`accumulate: ${src} into ${dst}`);
-  const k = gpu.kernel({ name: 'accumulate', code, entryPoint: 'accumulate', bindings: ['read', 'write'] });
-  const { wg, row } = grid1d(gpu, dst.size);
-  gpu.dispatch(k, [src, dst], [dst.size, f32(alpha), row], wg);
 }
 
 export function tanhForward(gpu: Gpu, x: Tensor, out?: Tensor): Tensor {

@@ -7,7 +7,7 @@ import { Tensor } from '../gpu/tensor';
 import { crossEntropyForward, crossEntropyBackward, consistencyForward, consistencyBackward } from '../ops/loss';
 import { sumSquares, nonFiniteFlag } from '../ops/reduce';
 import { adamwStep } from '../ops/adamw';
-import { accumulate } from '../ops/elementwise';
+import { addInto } from '../ops/add';
 import { BertModel, createInputs, destroyInputs, writeInputs, type ModelInputs, type PassOptions } from '../model/bert';
 import { Tape } from '../model/tape';
 import type { AdapterDropConfig } from '../model/config';
@@ -150,7 +150,7 @@ export class Trainer {
       if (route2) this.routing?.add(route2, droppedLayers);
       cons = tape.own(consistencyForward(gpu, logits1.value, logits2.value, { ...shape, weight: w }));
       const d = consistencyBackward(gpu, logits1.value, logits2.value, { ...shape, weight: w });
-      accumulate(gpu, logits1.grad, tape.own(d.d1));
+      addInto(gpu, logits1.grad, tape.own(d.d1), logits1.grad);
       logits2.grad = tape.own(d.d2);
     }
     tape.backward();
