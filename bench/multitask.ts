@@ -7,14 +7,11 @@ import { Gpu } from '../src/gpu/runtime';
 import { loadBertCheckpoint } from '../src/io/hf';
 import { WordPieceTokenizer } from '../src/data/wordpiece';
 import { loadBuiltinDataset, type Dataset } from '../src/data/datasets';
-import { encodeSplit, BatchIterator, evalBatches, type EncodedSplit } from '../src/data/batch';
+import { encodeSplit, BatchIterator, type EncodedSplit } from '../src/data/batch';
 import { BertModel } from '../src/model/bert';
 import type { BertConfig, MethodConfig, AdapterDropConfig } from '../src/model/config';
-import { taskAdapterNames } from '../src/model/peft/fusion';
-import { adapterNames } from '../src/model/peft/adapter';
 import { Trainer, DEFAULT_TRAIN, type TrainConfig } from '../src/train/trainer';
-import { MultiTaskInference } from '../src/train/multitask';
-import { classificationMetrics } from '../src/train/engine';
+import { accuracyOf, measureMultitaskTiming, renameToTask } from '../src/train/compose';
 import { tuneMatmuls } from '../src/ops/matmul';
 import { Rng } from '../src/train/rng';
 
@@ -45,19 +42,8 @@ interface Task {
   dev: EncodedSplit;
 }
 
-async function evaluate(trainer: Trainer, dev: EncodedSplit, batchSize: number, droppedLayers: number): Promise<number> {
-  const classes = trainer.model.config.numLabels;
-  const pred: number[] = [], gold: number[] = [];
-  for (const b of evalBatches(dev, batchSize)) {
-    const { probs } = await trainer.predictBatch(b, { droppedLayers });
-    for (let i = 0; i < b.size; i++) {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (probs[i * classes + c] > probs[i * classes + best]) best = c;
-      pred.push(best);
-      gold.push(b.labels[i]);
-    }
-  }
-  return classificationMetrics(pred, gold, classes).accuracy;
+function evaluate(trainer: Trainer, dev: EncodedSplit, batchSize: number, droppedLayers: number): Promise<number> {
+  return accuracyOf(async (b) => (await trainer.predictBatch(b, { droppedLayers })).probs, dev, batchSize, trainer.model.config.numLabels);
 }
 
 async function train(gpu: Gpu, model: BertModel, t: Task, cfg: TrainConfig, steps: number): Promise<Trainer> {
@@ -120,29 +106,18 @@ export async function runMultitaskBench(partial: Partial<MultitaskBenchConfig> =
   }
 
   // (2) multi-task inference timing
-  const rows: { tasks: number; n: number; infer_ms: number; separate_ms: number; speedup: number }[] = [];
   const batch = new BatchIterator(tasks[0].dev, c.batchSize, 1, { shuffle: false }).next();
   const host = { ids: batch.ids.slice(), typeIds: batch.typeIds.slice(), mask: batch.mask.slice(), labels: batch.labels.slice() };
-  for (let k = 1; k <= tasks.length; k++) {
-    const multi = new MultiTaskInference(gpu, taskModels.slice(0, k), c.batchSize, c.seqLen);
-    for (let n = 0; n <= L; n++) {
-      const separate = await multi.time(host, n, false, c.timedBatches);
-      const shared = await multi.time(host, n, true, c.timedBatches);
-      rows.push({ tasks: k, n, infer_ms: r3(shared), separate_ms: r3(separate), speedup: r3(separate / shared) });
-      log(`  k = ${k}, n = ${n}: shared ${shared.toFixed(1)} ms/batch, separate ${separate.toFixed(1)} ms/batch (${(separate / shared).toFixed(2)}×)`);
-    }
-    multi.destroy();
-  }
+  const rows = await measureMultitaskTiming(gpu, taskModels, host, c.batchSize, c.seqLen, c.timedBatches, (r) =>
+    log(`  k = ${r.tasks}, n = ${r.n}: shared ${r.infer_ms.toFixed(1)} ms/batch, separate ${r.separate_ms.toFixed(1)} ms/batch (${r.speedup.toFixed(2)}×)`),
+  );
 
   // (3) AdapterFusion over the three built-in tasks' adapters, for each of them
   const fusionTasks = tasks.slice(0, 3);
   const adapterParams = new Map<string, Float32Array>();
   for (let i = 0; i < fusionTasks.length; i++) {
     const values = await taskModels[i].store.read((p) => p.name.includes('.output.adapter.'));
-    for (let l = 0; l < L; l++) {
-      const from = adapterNames(l, 'output'), to = taskAdapterNames(l, fusionTasks[i].id);
-      for (const key of ['wDown', 'bDown', 'wUp', 'bUp'] as const) adapterParams.set(to[key], values.get(from[key])!);
-    }
+    for (const [name, v] of renameToTask(values, L, fusionTasks[i].id)) adapterParams.set(name, v);
   }
   const fusion: { task: string; single_adapter: number; fusion: number }[] = [];
   for (let i = 0; i < fusionTasks.length; i++) {

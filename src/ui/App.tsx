@@ -4,6 +4,7 @@ import { DatasetPicker, MethodPicker, ModelPicker, TrainButtons, TrainingFields 
 import { Charts } from './components/Charts';
 import { ExportPanel, RunsTable } from './components/RunsTable';
 import { AdamixPanel, AdapterDropPanel, TryIt } from './components/Panels';
+import { ComposePanel } from './components/Compose';
 import { useStore } from './store';
 import * as ctl from './controller';
 
@@ -76,6 +77,7 @@ export function App() {
             <RunsTable />
             <AdamixPanel />
             <AdapterDropPanel />
+            <ComposePanel />
             <TryIt />
             <ExportPanel />
             <GpuStatus />

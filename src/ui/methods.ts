@@ -2,8 +2,8 @@
 // student can tell what a knob does without leaving the page (REFERENCE.md has the equations).
 import { DEFAULT_METHODS, LORA_TARGETS, type LoraTarget, type MethodKind } from '../model/config';
 
-/** the methods the picker offers (AdapterFusion and K-Adapter need trained task adapters first) */
-export const PICKER_METHODS = ['full', 'headonly', 'bitfit', 'houlsby', 'pfeiffer', 'lora', 'adamix', 'adamix_lora'] as const satisfies readonly MethodKind[];
+/** the methods the picker offers (K-Adapter is engine-only; AdapterFusion fuses the task adapters the Compose panel saved) */
+export const PICKER_METHODS = ['full', 'headonly', 'bitfit', 'houlsby', 'pfeiffer', 'lora', 'adamix', 'adamix_lora', 'fusion'] as const satisfies readonly MethodKind[];
 
 export const METHOD_INFO: Partial<Record<MethodKind, { label: string; line: string }>> = {
   full: { label: 'Full fine-tuning', line: 'every weight of BERT and the head trains: the reference every PEFT method is compared with' },
@@ -14,6 +14,7 @@ export const METHOD_INFO: Partial<Record<MethodKind, { label: string; line: stri
   lora: { label: 'LoRA', line: 'a trainable low-rank update W + (α/r)·B·A beside frozen linears; mergeable into W for free inference' },
   adamix: { label: 'AdaMix (adapters)', line: 'M adapter experts per layer, one picked at random per pass; averaged into one adapter for inference' },
   adamix_lora: { label: 'AdaMix (LoRA)', line: 'AdaMix with LoRA experts: random A/B experts per pass, averaged for inference' },
+  fusion: { label: 'AdapterFusion', line: 'stage 2: frozen task adapters (saved in the Compose panel) combined per layer by attention; only the fusion and the head train' },
 };
 
 /** the six methods of "compare methods", in the order they are queued */
@@ -39,11 +40,16 @@ export const HP_INFO: Record<string, HyperParamInfo> = {
   sharedUp: { label: 'share up-projection', line: 'all experts share one W_up (the released recipe): fewer parameters, same accuracy', type: 'bool' },
   sharedB: { label: 'share B', line: 'all experts share one B matrix, as sharing W_up in the adapter variant', type: 'bool' },
   consistencyWeight: { label: 'consistency weight', line: 'weight of the symmetric KL between two routed passes; keeps experts in agreement so merging works', type: 'number', min: 0, max: 100 },
+  temperature: { label: 'temperature T', line: 'AdapterFusion: softmax over the task adapters of q·k / T; larger T spreads the weight more evenly', type: 'number', min: 0.01, max: 100 },
+  regWeight: { label: 'identity regulariser λ', line: 'AdapterFusion: λ·Σ‖I − V‖² keeps the value projection near the identity (0.01 in the paper)', type: 'number', min: 0, max: 10 },
   inference: { label: 'inference', line: 'merged: average the experts (one module, no extra cost); sampled: one random route', type: 'choice', choices: ['merged', 'sampled'] },
 };
 
+/** AdapterFusion's tasks and width come from the saved adapters the Compose panel fuses, not from knobs */
+const SET_BY_COMPOSE: Partial<Record<MethodKind, string[]>> = { fusion: ['tasks', 'bottleneck'] };
+
 export function hyperParamsOf(kind: MethodKind): string[] {
-  return Object.keys(DEFAULT_METHODS[kind]).filter((k) => k !== 'kind');
+  return Object.keys(DEFAULT_METHODS[kind]).filter((k) => k !== 'kind' && !SET_BY_COMPOSE[kind]?.includes(k));
 }
 
 export function isLoraTarget(s: string): s is LoraTarget {
