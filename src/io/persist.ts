@@ -2,10 +2,12 @@
 // reload keeps finished runs and a lost GPU device can resume from the last checkpoint.
 // DOM-free: it uses `indexedDB` from globalThis, which exists in a window and in a Web Worker.
 //
-// Schema (SCHEMA_VERSION 1), every store keyed by the run id:
+// Schema (SCHEMA_VERSION 2), the first three stores keyed by the run id:
 //   runs         { id, meta: SavedRunMeta, metaAndMetricsBytes, checkpointBytes }  — small; listRuns reads only this
 //   metrics      { id, series: object[] }                                    — the plain metric objects
 //   checkpoints  { id, step, params: [{name, shape, buffer}], optimizer?, rng? }
+//   taskAdapters { id: task name, info, params: [{name, shape, buffer}] }    — AdapterFusion's stage 1 (v2)
+// v1 → v2 only adds `taskAdapters`; the runs of a v1 database stay as they are.
 // Checkpoint sizes live in the `runs` record so that listing and re-saving never read the
 // (possibly hundreds of MB) tensor data back.
 
@@ -42,10 +44,26 @@ export class PersistError extends Error {
   override name = 'PersistError';
 }
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 export const DEFAULT_DB_NAME = 'peft-playground';
+/** the stores a run lives in (saving and deleting a run touches exactly these) */
 const STORES = ['runs', 'metrics', 'checkpoints'] as const;
-type StoreName = (typeof STORES)[number];
+const ALL_STORES = [...STORES, 'taskAdapters'] as const;
+type StoreName = (typeof ALL_STORES)[number];
+
+/** A trained task adapter (with its head) kept for AdapterFusion and multi-task inference. */
+export interface SavedTaskAdapter<Info = unknown> {
+  /** the task's name: unique, and part of its parameter names */
+  name: string;
+  /** plain JSON describing it (dataset, classes, base model, sizes) */
+  info: Info;
+  params: { name: string; shape: number[]; data: Float32Array }[];
+}
+interface TaskAdapterRecord {
+  id: string;
+  info: unknown;
+  params: { name: string; shape: number[]; buffer: ArrayBuffer }[];
+}
 
 interface RunRecord {
   id: string;
@@ -65,6 +83,24 @@ interface CheckpointRecord {
   params: { name: string; shape: number[]; buffer: ArrayBuffer }[];
   optimizer?: { name: string; buffer: ArrayBuffer }[];
   rng?: unknown;
+}
+
+/** A saved model: the Hugging Face checkpoint files of a trained run. */
+export interface SavedModelFiles {
+  config: string;
+  weights: Uint8Array;
+  vocab?: string;
+}
+interface ModelRecord {
+  id: string;
+  kind: 'model';
+  config: string;
+  weights: ArrayBuffer;
+  vocab?: string;
+}
+const MODEL_SUFFIX = '/model';
+function modelKey(runId: string): string {
+  return `${runId}${MODEL_SUFFIX}`;
 }
 
 const MB = 1024 * 1024;
@@ -91,7 +127,7 @@ function requestResult<T>(req: IDBRequest<T>): Promise<T> {
 
 /** Opens `name` at `version`; `upgrade` runs in onupgradeneeded. A blocked upgrade (another tab
  *  holds an older connection and does not close it) is reported instead of waiting forever. */
-function openDb(name: string, version: number | undefined, upgrade: (db: IDBDatabase) => void): Promise<IDBDatabase> {
+function openDb(name: string, version: number | undefined, upgrade: (db: IDBDatabase, oldVersion: number) => string | null): Promise<IDBDatabase> {
   const factory = idbFactory();
   return new Promise((resolve, reject) => {
     let settled = false;
@@ -102,7 +138,12 @@ function openDb(name: string, version: number | undefined, upgrade: (db: IDBData
       reject(new PersistError(`cannot open the saved-runs database "${name}": ${String(e)}`));
       return;
     }
-    req.onupgradeneeded = () => upgrade(req.result);
+    let refused: string | null = null;
+    req.onupgradeneeded = (ev) => {
+      // `upgrade` returns a reason to leave the database untouched: the upgrade is aborted
+      refused = upgrade(req.result, ev.oldVersion);
+      if (refused) req.transaction?.abort();
+    };
     req.onblocked = () => {
       settled = true;
       reject(new PersistError(blockedMessage(name)));
@@ -118,7 +159,9 @@ function openDb(name: string, version: number | undefined, upgrade: (db: IDBData
       if (settled) return;
       settled = true;
       const err = req.error;
-      if (err?.name === 'VersionError') {
+      if (refused) {
+        reject(new PersistError(refused));
+      } else if (err?.name === 'VersionError') {
         reject(
           new PersistError(
             `the saved-runs database "${name}" was written by a newer version of the playground (this page reads schema v${SCHEMA_VERSION}); reload to get the newer version`,
@@ -136,25 +179,34 @@ function openDb(name: string, version: number | undefined, upgrade: (db: IDBData
   });
 }
 
-function createMissingStores(db: IDBDatabase): void {
-  for (const s of STORES) if (!db.objectStoreNames.contains(s)) db.createObjectStore(s, { keyPath: 'id' });
+function foreignStoresMessage(dbName: string, found: string[]): string {
+  return `the database "${dbName}" holds stores [${found.join(', ')}] instead of the playground's [${STORES.join(', ')}]; it belongs to other code on this site`;
+}
+
+/** Creates the stores a version lacks. An existing database without our run stores but with
+ *  others belongs to other code: it is refused rather than given our stores. */
+function upgradeStores(dbName: string) {
+  return (db: IDBDatabase, oldVersion: number): string | null => {
+    const found = [...db.objectStoreNames];
+    if (oldVersion > 0 && found.length > 0 && STORES.some((s) => !found.includes(s))) return foreignStoresMessage(dbName, found);
+    for (const s of ALL_STORES) if (!db.objectStoreNames.contains(s)) db.createObjectStore(s, { keyPath: 'id' });
+    return null;
+  };
 }
 
 export async function openStore(dbName: string = DEFAULT_DB_NAME): Promise<RunStore> {
-  let db = await openDb(dbName, SCHEMA_VERSION, createMissingStores);
-  if (STORES.some((s) => !db.objectStoreNames.contains(s))) {
+  let db = await openDb(dbName, SCHEMA_VERSION, upgradeStores(dbName));
+  if (ALL_STORES.some((s) => !db.objectStoreNames.contains(s))) {
     // The database exists at our version without our stores, so other code created it (our
     // upgrade creates all stores in one transaction). An empty one holds nothing to lose:
     // recreate it. One with other stores is not ours to touch.
     const found = [...db.objectStoreNames];
     db.close();
     if (found.length > 0) {
-      throw new PersistError(
-        `the database "${dbName}" holds stores [${found.join(', ')}] instead of the playground's [${STORES.join(', ')}]; it belongs to other code on this site`,
-      );
+      throw new PersistError(foreignStoresMessage(dbName, found));
     }
     await deleteDb(dbName);
-    db = await openDb(dbName, SCHEMA_VERSION, createMissingStores);
+    db = await openDb(dbName, SCHEMA_VERSION, upgradeStores(dbName));
   }
   return new RunStore(db, dbName);
 }
@@ -337,6 +389,75 @@ export class RunStore {
       const n = await requestResult(tx.objectStore('runs').count(id));
       if (n === 0) throw unknownRun(id);
       for (const s of STORES) tx.objectStore(s).delete(id);
+      tx.objectStore('checkpoints').delete(modelKey(id));
+    });
+  }
+
+  // ---- saved models (issue 6): a run's trained weights as a Hugging Face BERT checkpoint (the
+  // files exportFullModel writes), offered as a base model for new runs. They live in the
+  // checkpoints store under `<run id>/model`, so no schema change is needed; deleteRun removes them.
+
+  async saveModelFiles(id: string, files: SavedModelFiles): Promise<void> {
+    if (typeof files.config !== 'string' || !(files.weights instanceof Uint8Array)) throw new PersistError(`the model of run "${id}" needs config.json text and safetensors bytes`);
+    const weights = files.weights.slice().buffer as ArrayBuffer; // exactly the file's bytes, not a larger underlying buffer
+    const record: ModelRecord = { id: modelKey(id), kind: 'model', config: files.config, weights, vocab: files.vocab };
+    await this.run(['runs', 'checkpoints'], 'readwrite', `save the model of run "${id}"`, async (tx) => {
+      if ((await requestResult(tx.objectStore('runs').count(id))) === 0) throw unknownRun(id);
+      tx.objectStore('checkpoints').put(record);
+    }, () => `the model of run "${id}", ${formatBytes(weights.byteLength)}`);
+  }
+
+  async loadModelFiles(id: string): Promise<SavedModelFiles | null> {
+    const r = await this.run(['checkpoints'], 'readonly', `load the model of run "${id}"`, (tx) =>
+      requestResult(tx.objectStore('checkpoints').get(modelKey(id)) as IDBRequest<ModelRecord | undefined>),
+    );
+    return r ? { config: r.config, weights: new Uint8Array(r.weights), vocab: r.vocab } : null;
+  }
+
+  /** Ids of the runs that have a saved model (keys only: no tensor data is read). */
+  async listModelIds(): Promise<string[]> {
+    const keys = await this.run(['checkpoints'], 'readonly', 'list saved models', (tx) => requestResult(tx.objectStore('checkpoints').getAllKeys()));
+    return keys.map(String).filter((k) => k.endsWith(MODEL_SUFFIX)).map((k) => k.slice(0, -MODEL_SUFFIX.length));
+  }
+
+  /** Drops a run's resume checkpoint (a finished run no longer needs one) and keeps the rest. */
+  async deleteCheckpoint(id: string): Promise<void> {
+    await this.run(['runs', 'checkpoints'], 'readwrite', `delete the checkpoint of run "${id}"`, async (tx) => {
+      const runs = tx.objectStore('runs');
+      const run = (await requestResult(runs.get(id))) as RunRecord | undefined;
+      if (run) runs.put({ ...run, checkpointBytes: 0, meta: { ...run.meta, bytes: run.metaAndMetricsBytes } } satisfies RunRecord);
+      tx.objectStore('checkpoints').delete(id);
+    });
+  }
+
+  /** Saves a task adapter (AdapterFusion's stage 1), replacing one of the same name. */
+  async saveTaskAdapter(adapter: SavedTaskAdapter): Promise<void> {
+    const label = `task adapter "${adapter?.name}"`;
+    if (typeof adapter?.name !== 'string' || adapter.name === '') throw new PersistError('a task adapter needs a non-empty name');
+    jsonBytes(adapter.info, `the description of ${label}`);
+    validateCheckpoint(label, { step: 0, params: adapter.params });
+    const { record, bytes } = checkpointRecord(adapter.name, { step: 0, params: adapter.params });
+    const stored: TaskAdapterRecord = { id: adapter.name, info: adapter.info, params: record.params };
+    await this.run(['taskAdapters'], 'readwrite', `save ${label}`, async (tx) => {
+      tx.objectStore('taskAdapters').put(stored);
+    }, () => `${label}, ${formatBytes(bytes)}`);
+  }
+
+  /** Every saved task adapter with its weights (they are small: one bottleneck per layer and a head). */
+  async listTaskAdapters<Info = unknown>(): Promise<SavedTaskAdapter<Info>[]> {
+    const records = await this.run(['taskAdapters'], 'readonly', 'list saved task adapters', (tx) =>
+      requestResult(tx.objectStore('taskAdapters').getAll() as IDBRequest<TaskAdapterRecord[]>),
+    );
+    return records
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((r) => ({ name: r.id, info: r.info as Info, params: r.params.map((p) => ({ name: p.name, shape: p.shape, data: new Float32Array(p.buffer) })) }));
+  }
+
+  async deleteTaskAdapter(name: string): Promise<void> {
+    await this.run(['taskAdapters'], 'readwrite', `delete task adapter "${name}"`, async (tx) => {
+      const n = await requestResult(tx.objectStore('taskAdapters').count(name));
+      if (n === 0) throw new PersistError(`no saved task adapter named "${name}" (it may have been deleted in another tab)`);
+      tx.objectStore('taskAdapters').delete(name);
     });
   }
 

@@ -19,6 +19,11 @@ import { loadBuiltinDataset, splitDataset } from '../data/datasets';
 import { importExamples } from '../data/import';
 import { fetchBertCheckpoint, loadBertCheckpoint, resolveHfModelUrl, type BertCheckpoint, type BertConfig as HfBertConfig } from '../io/hf';
 import { exportAdapterModules, exportHfCheckpoint, exportPeftLora } from '../io/export';
+import { openStore, type Checkpoint, type RunStore } from '../io/persist';
+import {
+  checkFits, fusionBaseParams, FusionAttentionProbe, matchingHead, MAX_SAVED_DEV, measureMultitask, sentenceBatch, summarize, taskAdapterFromModel, taskNameProblem,
+  type FusionAttentionResult, type MultitaskResult, type TaskAdapter, type TaskAdapterSummary,
+} from './compose';
 
 export type InitResult = { ok: true; adapter: AdapterSummary } | { ok: false; reason: string; message: string };
 
@@ -177,7 +182,9 @@ export class Engine {
       base.delete('classifier.weight');
       base.delete('classifier.bias');
     }
+    if (run.method.kind === 'fusion') this.addFusionAdapters(base, run.method); // AdapterFusion stage 2 (issue 7)
     const model = BertModel.create(gpu, config, base, run.method, run.adapterDrop, new Rng(t.seed));
+    if (run.method.kind === 'fusion') this.startFusionHead(model, run.method);
     this.model = model;
     this.trainer = new Trainer(gpu, model, t);
     this.run = run;
@@ -553,6 +560,348 @@ export class Engine {
     const info = await this.requireGpu().device.lost;
     return { reason: String(info.reason), message: info.message };
   }
+
+  // ---- checkpoints, saved models, device loss (issue 6) ---------------------------------------
+  // A run in progress is checkpointed into IndexedDB (trainable parameters, AdamW moments, step,
+  // the trainer's random state) every few steps and when it pauses, so that after a lost GPU device
+  // a fresh worker rebuilds the same run (configure) and continues it from there (restore): same
+  // batches, dropout masks and routes as if nothing had happened. A run's trained weights can also
+  // be stored as a Hugging Face checkpoint and loaded back as the base model of new runs.
+
+  private checkpointing: { store: RunStore; runId: string; every: number } | null = null;
+  private stores = new Map<string, Promise<RunStore>>();
+  /** step of the last checkpoint written or restored for the current run (null: none yet) */
+  lastCheckpointStep: number | null = null;
+  /** why the last checkpoint could not be written (training goes on without it) */
+  checkpointError: string | null = null;
+
+  private runStoreFor(dbName?: string): Promise<RunStore> {
+    const key = dbName ?? '';
+    let s = this.stores.get(key);
+    if (!s) {
+      s = openStore(dbName);
+      s.catch(() => this.stores.delete(key)); // a failed open is retried next time
+      this.stores.set(key, s);
+    }
+    return s;
+  }
+
+  /** The setup a checkpoint belongs to: restoring into any other setup is refused. */
+  private runKey(): string {
+    const r = this.run!;
+    return JSON.stringify({ method: r.method, adapterDrop: r.adapterDrop, train: r.train, labels: this.dataset?.classes.length ?? 0 });
+  }
+
+  /** The current run's state: everything needed to continue it on a fresh device. */
+  async checkpoint(): Promise<Checkpoint> {
+    const trainer = this.requireTrainer();
+    const gpu = this.requireGpu();
+    const store = trainer.model.store;
+    const params: Checkpoint['params'] = [];
+    const optimizer: NonNullable<Checkpoint['optimizer']> = [];
+    for (const [group, a] of store.arenas) {
+      if (group === 'frozen' || !a.m || !a.v) continue; // frozen weights come back with the base model
+      const host = await gpu.read(a.values);
+      for (const p of store.params.values()) if (p.group === group) params.push({ name: p.name, shape: p.shape, data: host.slice(p.offset, p.offset + p.size) });
+      optimizer.push({ name: `m.${group}`, data: await gpu.read(a.m) }, { name: `v.${group}`, data: await gpu.read(a.v) });
+    }
+    const state: CheckpointState = {
+      version: 1, run: this.runKey(), rng: trainer.rng.getState(),
+      routing: trainer.routing?.snapshot() ?? null, droppedHistogram: [...trainer.droppedHistogram],
+    };
+    return { step: trainer.step, params, optimizer, rng: state };
+  }
+
+  /** Puts a checkpoint of this run's setup into the configured run (after `configure`). */
+  restoreCheckpoint(cp: Checkpoint): void {
+    const trainer = this.requireTrainer();
+    const gpu = this.requireGpu();
+    const state = cp.rng as CheckpointState | undefined;
+    if (!state || state.version !== 1) throw new Error('the checkpoint holds no trainer state: it was written by another version of the playground');
+    if (state.run !== this.runKey()) throw new Error('the checkpoint belongs to another setup (method, AdapterDrop, training numbers or label count differ)');
+    if (!(cp.step >= 0 && cp.step <= this.run!.train.totalSteps)) throw new Error(`checkpoint step ${cp.step} is outside the schedule's 0…${this.run!.train.totalSteps}`);
+    const store = trainer.model.store;
+    const given = new Map(cp.params.map((p) => [p.name, p.data]));
+    for (const p of store.trainable()) {
+      const data = given.get(p.name);
+      if (!data || data.length !== p.size) throw new Error(`the checkpoint ${data ? `has ${data.length} values for` : 'lacks'} parameter ${p.name}${data ? ` (${p.size} expected)` : ''}`);
+    }
+    const moments = new Map((cp.optimizer ?? []).map((o) => [o.name, o.data]));
+    for (const [group, a] of store.arenas) {
+      if (group === 'frozen' || !a.m) continue;
+      for (const k of ['m', 'v']) {
+        if (moments.get(`${k}.${group}`)?.length !== a.length) throw new Error(`the checkpoint's AdamW ${k} for ${group} parameters is missing or has another size`);
+      }
+    }
+    // checked: now write
+    for (const p of store.trainable()) store.write(p.name, given.get(p.name)!);
+    for (const [group, a] of store.arenas) {
+      if (group === 'frozen' || !a.m || !a.v) continue;
+      gpu.write(a.m, moments.get(`m.${group}`)!);
+      gpu.write(a.v, moments.get(`v.${group}`)!);
+    }
+    trainer.step = cp.step;
+    trainer.rng.setState(state.rng);
+    trainer.droppedHistogram = [...state.droppedHistogram];
+    if (trainer.routing && state.routing) {
+      trainer.routing.down = state.routing.down.map((r) => [...r]);
+      trainer.routing.up = state.routing.up.map((r) => [...r]);
+      trainer.routing.passes = state.routing.passes;
+    }
+    this.iterator!.seek(cp.step);
+    trainer.model.invalidateMerged();
+    this.metrics = [];
+    this.lastCheckpointStep = cp.step;
+  }
+
+  /** From now on, checkpoint the configured run into IndexedDB (run record `runId`) every `every` steps and on pause. */
+  async keepCheckpoints(runId: string | null, every = 50, dbName?: string): Promise<void> {
+    this.lastCheckpointStep = null;
+    this.checkpointError = null;
+    this.checkpointing = runId ? { store: await this.runStoreFor(dbName), runId, every: Math.max(1, Math.floor(every)) } : null;
+  }
+
+  /** Writes a checkpoint now unless the last one is of this step; a failure is kept in `checkpointError`, training goes on. */
+  async saveCheckpoint(): Promise<number | null> {
+    const c = this.checkpointing;
+    const step = this.requireTrainer().step;
+    if (!c || step === this.lastCheckpointStep) return this.lastCheckpointStep;
+    try {
+      await c.store.saveCheckpoint(c.runId, await this.checkpoint());
+      this.lastCheckpointStep = step;
+      this.checkpointError = null;
+    } catch (e) {
+      this.checkpointError = e instanceof Error ? e.message : String(e);
+    }
+    return this.lastCheckpointStep;
+  }
+
+  /** Restores the run's stored checkpoint into the configured run; null when none was written. */
+  async restoreStoredCheckpoint(runId: string, dbName?: string): Promise<number | null> {
+    const { checkpoint } = await (await this.runStoreFor(dbName)).loadRun(runId);
+    if (!checkpoint) return null;
+    this.restoreCheckpoint(checkpoint);
+    return checkpoint.step;
+  }
+
+  /**
+   * `train`, cut at checkpoint boundaries: every `every` steps and on pause a checkpoint is written
+   * (without keepCheckpoints it is plain `train`). Metrics and results are those of `train`.
+   */
+  async trainCheckpointed(steps: number, readEvery = 4): ReturnType<Engine['train']> {
+    const c = this.checkpointing;
+    if (!c) return this.train(steps, readEvery);
+    const trainer = this.requireTrainer();
+    const total = this.run!.train.totalSteps;
+    let left = steps;
+    for (;;) {
+      const before = trainer.step;
+      const r = await this.train(Math.min(left, c.every - (trainer.step % c.every)), readEvery);
+      left -= trainer.step - before;
+      if (r.state === 'error' || r.state === 'finished') return r;
+      if (trainer.step < total && (r.state === 'paused' || trainer.step % c.every === 0)) await this.saveCheckpoint();
+      if (r.state === 'paused' || left <= 0 || trainer.step >= total) return r;
+      // a pause that arrived while the checkpoint was written (train() would clear the flag)
+      if (this.paused) {
+        await this.saveCheckpoint();
+        return this.status('paused');
+      }
+    }
+  }
+
+  /**
+   * AdapterDrop's training speed-up on the current setup: for n = 0…L−1 dropped layers, a throwaway
+   * copy of the run (same method, data and batch shape) trains `steps` timed steps after one
+   * warm-up step; the current run is not touched. Below the lowest module no backward is recorded,
+   * so ms/step falls as n grows.
+   */
+  async measureAdapterDropTraining(steps = 3): Promise<{ n: number; msPerStep: number }[]> {
+    const run = this.run;
+    if (!run || !this.baseParams || !this.dataset || !this.splits) throw new Error('configure a run first');
+    if (!['houlsby', 'pfeiffer', 'lora', 'adamix', 'adamix_lora'].includes(run.method.kind)) {
+      throw new Error(`AdapterDrop drops adapter or LoRA modules; a ${run.method.kind} run has none: pick Houlsby, Pfeiffer, LoRA or AdaMix`);
+    }
+    if (this.running) throw new Error('pause training first');
+    const gpu = this.requireGpu();
+    const config: BertConfig = { ...this.baseConfig!, numLabels: this.dataset.classes.length };
+    const base = new Map(this.baseParams);
+    if (base.get('classifier.weight')?.length !== config.numLabels * config.hiddenSize) {
+      base.delete('classifier.weight');
+      base.delete('classifier.bias');
+    }
+    const rows: { n: number; msPerStep: number }[] = [];
+    for (let n = 0; n < config.numLayers; n++) {
+      const model = BertModel.create(gpu, config, base, run.method, { mode: 'specialized', n }, new Rng(run.train.seed));
+      const trainer = new Trainer(gpu, model, run.train);
+      try {
+        const it = new BatchIterator(this.splits.train, run.train.batchSize, run.train.seed);
+        trainer.trainStep(it.next()); // pipelines for this n's graph
+        await trainer.readMetrics();
+        const t0 = performance.now();
+        for (let i = 0; i < steps; i++) trainer.trainStep(it.next());
+        await trainer.readMetrics(); // waits for the GPU to finish the timed steps
+        rows.push({ n, msPerStep: (performance.now() - t0) / steps });
+      } finally {
+        trainer.destroy();
+        model.destroy();
+      }
+    }
+    return rows;
+  }
+
+  /** Development aid: destroys the GPU device as a driver reset would (the page's e2e test uses it). */
+  simulateDeviceLoss(): void {
+    this.requireGpu().device.destroy();
+  }
+
+  /** Stores the current run's weights (LoRA merged) as a Hugging Face checkpoint under the saved run `runId`. */
+  async saveModelOf(runId: string, dbName?: string): Promise<{ bytes: number }> {
+    const { files } = await this.exportFullModel();
+    const weights = files['model.safetensors'] as Uint8Array;
+    await (await this.runStoreFor(dbName)).saveModelFiles(runId, {
+      // a model given as a parameter map (loadModel) has no vocab.txt text: its tokenizer's pieces are it
+      config: files['config.json'] as string, weights, vocab: (files['vocab.txt'] as string | undefined) ?? this.tokenizer!.pieces.join('\n') + '\n',
+    });
+    return { bytes: weights.byteLength };
+  }
+
+  /** Makes a saved run's stored weights the base model for new runs. */
+  async loadSavedModel(runId: string, name: string, dbName?: string): Promise<ModelInfo> {
+    const files = await (await this.runStoreFor(dbName)).loadModelFiles(runId);
+    if (!files) throw new Error(`the saved run "${name}" has no stored weights (runs keep their weights when they finish with full fine-tuning, head-only, BitFit, LoRA or AdaMix-LoRA)`);
+    const ck = loadBertCheckpoint(files);
+    return this.adoptCheckpoint(ck, undefined, { source: `saved:${runId}`, name, description: 'the trained weights of a saved run (its classifier head is kept for datasets with the same number of classes)', pretrained: true });
+  }
+
+  // ---- composing: task adapters, fusion, multi-task (issue 7) ---------------------------------
+  // Stage-1 task adapters live here for the session (the page persists them in IndexedDB and
+  // hands them back after a reload); stage 2 is a normal run of method 'fusion' (configure adds
+  // the chosen adapters to the base); the fusion attention and the multi-task AdapterDrop table
+  // are measured here. The logic is in compose.ts.
+
+  private taskAdapters = new Map<string, TaskAdapter>();
+
+  private requireModelLoaded(): { config: BertConfig; params: Map<string, Float32Array>; tok: WordPieceTokenizer } {
+    if (!this.baseConfig || !this.baseParams || !this.tokenizer) throw new Error('load a model first');
+    return { config: this.baseConfig, params: this.baseParams, tok: this.tokenizer };
+  }
+
+  private fittingAdapters(names: string[]): TaskAdapter[] {
+    const { config } = this.requireModelLoaded();
+    return names.map((n) => {
+      const a = this.taskAdapters.get(n);
+      if (!a) throw new Error(`no saved task adapter named "${n}" in this session (saved: ${[...this.taskAdapters.keys()].join(', ') || 'none'})`);
+      checkFits(a, config, this.modelInfo?.source ?? null);
+      return a;
+    });
+  }
+
+  /** The current Pfeiffer run, saved as task adapter `name` (its dev accuracy measured now). */
+  async saveTaskAdapter(name: string): Promise<TaskAdapter> {
+    if (!this.trainer || !this.dataset) throw new Error('train a Pfeiffer adapter run first: there is no trained model in the worker');
+    const { config } = this.requireModelLoaded();
+    const model = this.trainer.model;
+    if (model.method.kind !== 'pfeiffer') throw new Error(`only a Pfeiffer adapter run can be saved as a task adapter; the current run trains ${model.method.kind}`);
+    if (this.trainer.step === 0) throw new Error('the current run has not trained yet: train it first');
+    const dev = await this.evaluate('dev', { droppedLayers: 0, record: false });
+    const ds = this.dataset;
+    const drop = this.run!.adapterDrop;
+    const adapter = await taskAdapterFromModel(model, {
+      dataset: { id: ds.id, name: ds.name, classes: [...ds.classes] },
+      base: { source: this.modelInfo?.source ?? 'unknown', hiddenSize: config.hiddenSize, numLayers: config.numLayers, vocabSize: config.vocabSize },
+      steps: this.trainer.step, devAccuracy: dev.accuracy, createdAt: Date.now(), dev: ds.dev.slice(0, MAX_SAVED_DEV),
+      adapterDrop: drop.mode === 'specialized' ? `specialised n = ${drop.n}` : drop.mode,
+    }, name);
+    this.taskAdapters.set(name, adapter);
+    return adapter;
+  }
+
+  /** Task adapters saved earlier (restored from IndexedDB by the page), replacing same-named ones. */
+  addTaskAdapters(list: TaskAdapter[]): TaskAdapterSummary[] {
+    for (const a of list) {
+      const problem = taskNameProblem(a.name);
+      if (problem) throw new Error(problem);
+      this.taskAdapters.set(a.name, a);
+    }
+    return this.listTaskAdapters();
+  }
+
+  listTaskAdapters(): TaskAdapterSummary[] {
+    return [...this.taskAdapters.values()].map(summarize);
+  }
+
+  deleteTaskAdapter(name: string): TaskAdapterSummary[] {
+    this.taskAdapters.delete(name);
+    return this.listTaskAdapters();
+  }
+
+  /** configure(): AdapterFusion's base holds the chosen task adapters under their tasks' names. */
+  private addFusionAdapters(base: Map<string, Float32Array>, method: Extract<MethodConfig, { kind: 'fusion' }>): void {
+    const withAdapters = fusionBaseParams(base, this.fittingAdapters(method.tasks), method);
+    for (const [n, v] of withAdapters) base.set(n, v);
+  }
+
+  /** configure(): the head starts from the head of a chosen adapter trained on this dataset (if any). */
+  private startFusionHead(model: BertModel, method: Extract<MethodConfig, { kind: 'fusion' }>): void {
+    const head = matchingHead(this.fittingAdapters(method.tasks), this.dataset!.id, this.dataset!.classes);
+    if (head) for (const [n, v] of head) if (model.store.has(n)) model.store.write(n, v);
+  }
+
+  /** The fusion run's attention per layer and task: averaged over the dev split, or over one sentence's tokens. */
+  async fusionAttention(text?: string | null): Promise<FusionAttentionResult> {
+    const trainer = this.requireTrainer();
+    if (trainer.model.method.kind !== 'fusion') throw new Error(`the fusion attention needs an AdapterFusion run; the current run trains ${trainer.model.method.kind}`);
+    const { batchSize, seqLen } = this.run!.train;
+    const dropped = this.run!.adapterDrop.mode === 'specialized' ? this.run!.adapterDrop.n : 0;
+    const probe = new FusionAttentionProbe(this.requireGpu(), trainer.model, batchSize, seqLen);
+    try {
+      if (text != null) {
+        if (!text.trim()) throw new Error('type a sentence first');
+        const { batch, tokens } = sentenceBatch(this.tokenizer!, text, null, batchSize, seqLen);
+        await trainer.predictBatch(batch, { droppedLayers: dropped });
+        await probe.collect(batch.mask, 1);
+        return { ...probe.result(), pieces: tokens };
+      }
+      for (const b of evalBatches(this.splits!.dev, batchSize)) {
+        await trainer.predictBatch(b, { droppedLayers: dropped });
+        await probe.collect(b.mask, b.size);
+      }
+      return probe.result();
+    } finally {
+      probe.detach();
+    }
+  }
+
+  /**
+   * Multi-task AdapterDrop over saved task adapters (the first four by default): each task's
+   * accuracy per n, and ms per batch for k = 1…K tasks and n = 0…L, shared against separate.
+   */
+  async measureMultitask(
+    o: { names?: string[]; batchSize: number; seqLen: number; timedBatches?: number; devExamples?: number },
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<MultitaskResult> {
+    const gpu = this.requireGpu();
+    const { config, params, tok } = this.requireModelLoaded();
+    if (this.running) throw new Error('pause training first');
+    if (o.seqLen > config.maxPositions) throw new Error(`sequence length ${o.seqLen} exceeds the model's ${config.maxPositions} positions`);
+    const names = o.names ?? [...this.taskAdapters.keys()].slice(0, 4);
+    const base = new Map(params);
+    base.delete('classifier.weight');
+    base.delete('classifier.bias');
+    return measureMultitask(gpu, config, base, tok, this.fittingAdapters(names), {
+      batchSize: o.batchSize, seqLen: o.seqLen, timedBatches: o.timedBatches ?? 3, devExamples: o.devExamples ?? 128,
+    }, onProgress);
+  }
+}
+
+/** The trainer's host-side state inside a checkpoint (Checkpoint.rng). */
+interface CheckpointState {
+  version: 1;
+  /** the setup it belongs to (runKey) */
+  run: string;
+  rng: number;
+  routing: { passes: number; down: number[][]; up: number[][] } | null;
+  droppedHistogram: number[];
 }
 
 export interface ModelInfo {

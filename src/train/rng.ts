@@ -7,6 +7,13 @@ export class Rng {
   constructor(seed: number) {
     this.state = seed >>> 0 || 0x9e3779b9;
   }
+  /** the whole state (one u32), so that a checkpointed run continues with the same draws */
+  getState(): number {
+    return this.state;
+  }
+  setState(state: number): void {
+    this.state = state >>> 0;
+  }
   /** next u32 */
   nextU32(): number {
     let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);

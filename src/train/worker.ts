@@ -5,6 +5,7 @@ import { Engine, type ExportFiles, type InitResult, type RunConfig } from './eng
 import { runSelfTest, type SelfTestResult } from './selftest';
 import type { BertConfig } from '../model/config';
 import type { Dataset } from '../data/datasets';
+import type { TaskAdapter } from './compose';
 
 const engine = new Engine();
 /** where public/ is served (models/, data/, vocab.txt), as an absolute URL the worker can fetch */
@@ -47,6 +48,24 @@ const api = {
   exportAdapters: (merged?: boolean) => transferFiles(engine.exportAdapters(merged)),
   exportFullModel: () => transferFiles(engine.exportFullModel()),
   deviceLost: () => engine.deviceLost(),
+
+  // checkpoints, saved models, device loss (issue 6)
+  keepCheckpoints: (runId: string | null, every?: number) => engine.keepCheckpoints(runId, every),
+  trainCheckpointed: (steps: number, readEvery?: number) => engine.trainCheckpointed(steps, readEvery),
+  checkpointInfo: () => ({ step: engine.lastCheckpointStep, error: engine.checkpointError }),
+  restoreStoredCheckpoint: (runId: string) => engine.restoreStoredCheckpoint(runId),
+  saveModelOf: (runId: string) => engine.saveModelOf(runId),
+  loadSavedModel: (runId: string, name: string) => engine.loadSavedModel(runId, name),
+  simulateDeviceLoss: () => engine.simulateDeviceLoss(),
+  measureAdapterDropTraining: (steps?: number) => engine.measureAdapterDropTraining(steps),
+
+  // composing: task adapters, fusion attention, multi-task AdapterDrop (issue 7)
+  saveTaskAdapter: (name: string) => engine.saveTaskAdapter(name),
+  addTaskAdapters: (list: TaskAdapter[]) => engine.addTaskAdapters(list),
+  listTaskAdapters: () => engine.listTaskAdapters(),
+  deleteTaskAdapter: (name: string) => engine.deleteTaskAdapter(name),
+  fusionAttention: (text?: string | null) => engine.fusionAttention(text),
+  measureMultitask: (o: Parameters<Engine['measureMultitask']>[0], onProgress?: (done: number, total: number) => void) => engine.measureMultitask(o, onProgress),
 };
 
 async function transferFiles(p: Promise<ExportFiles>): Promise<ExportFiles> {

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react';
 import type { SelfTestResult } from '../train/selftest';
 import { getEngine } from './engine';
 import { useStore } from './store';
+import * as ctl from './controller';
 
 const SHOWN_LIMITS = [
   'maxStorageBufferBindingSize',
@@ -20,13 +21,24 @@ function fmtBytes(n: number): string {
 export function GpuProblem() {
   const gpu = useStore((s) => s.gpu);
   if (gpu.phase === 'lost') {
+    const run = gpu.run;
     return (
       <section className="panel error" role="alert" data-testid="device-lost">
         <h2>The GPU device was lost</h2>
         <p>{gpu.message || 'The browser reset the GPU (a driver update, a crash, or too much memory in use).'}</p>
+        <p>
+          {run
+            ? <>Run <b>{run.label}</b> was {run.wasTraining ? 'training' : 'loaded'}; its last checkpoint is {run.checkpointStep ? `at step ${run.checkpointStep}` : 'not written yet, so it starts again at step 0 with the same seed'}.</>
+            : 'No run was in progress.'}
+        </p>
+        <div className="row">
+          <button type="button" className="primary" data-testid="resume" onClick={() => void ctl.resumeAfterDeviceLoss()}>
+            {run ? `Resume ${run.label}${run.checkpointStep ? ` from step ${run.checkpointStep}` : ''}` : 'Restart the GPU'}
+          </button>
+        </div>
         <ul>
-          <li>Runs that paused or finished are saved in this browser; reload the page to get them back as curves.</li>
-          <li>Close other GPU-heavy tabs, then <button type="button" onClick={() => location.reload()}>reload the page</button> — the link keeps your whole setup.</li>
+          <li>Resume starts a new GPU device, loads the model and the data again, restores the run's last checkpoint (weights, optimizer state, step, random state) and {run?.wasTraining ? 'trains on' : 'waits for Train'}; the curves continue from that step.</li>
+          <li>If the device is lost again, close other GPU-heavy tabs, then <button type="button" onClick={() => location.reload()}>reload the page</button> — the link keeps your whole setup, and runs that paused or finished come back as curves.</li>
         </ul>
       </section>
     );

@@ -8,14 +8,17 @@ import type { DatasetInfo } from '../data/datasets';
 import { DEFAULT_TRAIN } from '../train/trainer';
 import { metricsToCsv } from '../io/export';
 import { openStore, type RunStore, type SavedRunMeta } from '../io/persist';
-import { getEngine } from './engine';
+import { getEngine, resetEngine } from './engine';
 import { configFromSearch, configToSearch, methodWithDefaults, type PageConfig } from './config';
 import { COMPARED_METHODS, methodLabel } from './methods';
 import { bestDevAccuracy, currentRun, msPerStep, updateRun, useStore, type Run, type StepPoint } from './store';
 
 const READ_EVERY = 4;
-const POLL_MS = 300;
+/** metrics reach the store (and the charts) at most 4 times a second, one update per poll */
+const POLL_MS = 250;
 const SMOOTHING = 0.9;
+/** methods whose trained weights fit a plain BERT checkpoint (LoRA merged): kept as base models */
+const STORABLE_AS_MODEL = new Set(['full', 'headonly', 'bitfit', 'lora', 'adamix_lora']);
 
 /** why a call failed, as one sentence (comlink carries the worker's Error message across) */
 export function messageOf(e: unknown): string {
@@ -54,29 +57,105 @@ let store: RunStore | null = null;
 export async function boot(): Promise<void> {
   const { config, notes } = configFromSearch(location.search);
   set({ config, configNotes: notes });
+  if (!(await startEngine())) return;
+  history.replaceState(null, '', configToSearch(config) + location.hash);
+  const saved = restoreSavedRuns();
+  await loadBuiltinList();
+  if (config.model.startsWith('saved:')) await saved; // the saved run's name labels the model
+  await loadModel(config.model);
+  await loadBuiltinDataset(config.dataset);
+}
+
+/** Worker generations: a lost device ends one; answers from an ended generation are ignored. */
+let generation = 0;
+
+/** Starts the worker's GPU and watches for its loss; false (and the problem page) when there is none. */
+async function startEngine(): Promise<boolean> {
   const engine = getEngine();
   let init;
   try {
     init = await engine.init();
   } catch (e) {
     set({ gpu: { phase: 'unavailable', reason: 'worker', message: messageOf(e) } });
-    return;
+    return false;
   }
   if (!init.ok) {
     set({ gpu: { phase: 'unavailable', reason: init.reason, message: init.message } });
-    return;
+    return false;
   }
   set({ gpu: { phase: 'ready', adapter: init.adapter } });
-  engine.deviceLost().then((lost) => {
-    set({ gpu: { phase: 'lost', message: lost.message || lost.reason } });
-    const run = currentRun();
-    if (run && run.state === 'training') updateRun(run.id, { state: 'error', message: 'the GPU device was lost' });
-  }).catch(() => undefined);
-  history.replaceState(null, '', configToSearch(config) + location.hash);
-  void restoreSavedRuns();
-  await loadBuiltinList();
+  const gen = generation;
+  engine.deviceLost().then((lost) => gen === generation && onDeviceLost(lost.message || lost.reason)).catch(() => undefined);
+  return true;
+}
+
+/** The live run (if any) waits on the lost-device page for Resume, which continues it from its last checkpoint. */
+function onDeviceLost(message: string): void {
+  const run = currentRun();
+  const live = run && !run.saved && runEpoch === engineEpoch ? run : undefined;
+  const wasTraining = live?.state === 'training';
+  if (live) {
+    const at = live.steps.at(-1)?.step ?? 0;
+    const from = live.checkpointStep ?? 0;
+    updateRun(live.id, { state: 'paused', message: `the GPU device was lost at step ${at}; Resume continues from ${from ? `the checkpoint at step ${from}` : 'step 0'}` });
+  }
+  set({ gpu: { phase: 'lost', message, run: live && { id: live.id, label: live.label, checkpointStep: live.checkpointStep ?? null, wasTraining } }, busy: null });
+}
+
+/**
+ * After a lost device: a new worker and GPU device, the run's model and dataset loaded again, the
+ * same run configured and its last checkpoint restored; its curves continue from that step, and a
+ * run that was training trains on.
+ */
+export async function resumeAfterDeviceLoss(): Promise<void> {
+  const lost = get().gpu;
+  if (lost.phase !== 'lost') return;
+  generation++;
+  training = null; // the old worker's training loop never answers again
+  resetEngine();
+  set({ gpu: { phase: 'starting' }, error: null, model: null, dataset: null });
+  if (!(await startEngine())) return;
+  const run = lost.run && get().runs.find((r) => r.id === lost.run!.id);
+  const config = run?.config ?? get().config;
+  setConfig(config);
   await loadModel(config.model);
-  await loadBuiltinDataset(config.dataset);
+  await reloadDataset(config.dataset);
+  const s = get();
+  if (!s.model || !s.dataset) {
+    set({ error: `the run cannot resume: ${s.modelError ?? s.datasetError ?? 'the model or the dataset did not load'}` });
+    return;
+  }
+  if (!run) return;
+  try {
+    await withBusy(`Resuming ${run.label} from its last checkpoint…`, async () => {
+      const engine = getEngine();
+      // a fusion run's stage-1 adapters were in the lost worker: hand the saved ones to the new one
+      if (config.method.kind === 'fusion') await (await import('./compose')).restoreTaskAdapters();
+      await engine.configure(runConfigOf(config));
+      runEpoch = engineEpoch;
+      let step = 0, note = '';
+      try {
+        step = (await engine.restoreStoredCheckpoint(run.id)) ?? 0;
+      } catch (e) {
+        note = ` (the checkpoint could not be read: ${messageOf(e)})`; // restore checks before writing: the run is still at step 0
+      }
+      await engine.keepCheckpoints(run.id, get().checkpointEvery).catch(() => undefined);
+      updateRun(run.id, (r) => ({
+        steps: r.steps.filter((p) => p.step <= step),
+        evals: r.evals.filter((e) => e.step <= step),
+        routing: undefined,
+        state: 'paused',
+        checkpointStep: step || null,
+        resumedFrom: [...(r.resumedFrom ?? []), step],
+        message: `resumed from ${step ? `the checkpoint at step ${step}` : 'step 0'} after the GPU device was lost${note}`,
+      }));
+      set({ currentRunId: run.id });
+    });
+  } catch (e) {
+    updateRun(run.id, { state: 'error', message: `could not resume: ${messageOf(e)}` });
+    return;
+  }
+  if (lost.run!.wasTraining) await train();
 }
 
 async function loadBuiltinList(): Promise<void> {
@@ -104,13 +183,28 @@ export async function loadBuiltinDataset(id: string): Promise<void> {
   });
 }
 
+/** The last imported file, kept so that a new worker (after a lost device) can load it again. */
+let lastImport: { name: string; bytes: Uint8Array } | null = null;
+
+async function reloadDataset(id: string): Promise<void> {
+  if (!id.startsWith('file:')) await loadBuiltinDataset(id);
+  else if (lastImport && `file:${lastImport.name}` === id) await importDataset(lastImport.name, lastImport.bytes);
+  else set({ datasetError: `${id.slice(5)} is no longer in memory: import it again` });
+}
+
 /** A user's file. A bad one shows its line-numbered error; the loaded dataset stays as it was. */
 export async function importDatasetFile(file: File): Promise<void> {
+  await importDataset(file.name, new Uint8Array(await file.arrayBuffer()));
+}
+
+async function importDataset(name: string, data: Uint8Array): Promise<void> {
   if (isTraining()) pause();
+  const file = { name };
   await withBusy(`Reading ${file.name}…`, async () => {
     try {
-      const bytes = new Uint8Array(await file.arrayBuffer());
+      const bytes = data.slice(); // the copy goes to the worker; `data` stays here
       const summary = await getEngine().importDataset(Comlink.transfer(bytes, [bytes.buffer]), file.name, get().config.seed);
+      lastImport = { name, bytes: data };
       engineEpoch++;
       set({ dataset: summary, datasetError: null });
       setConfig({ dataset: summary.id });
@@ -122,12 +216,16 @@ export async function importDatasetFile(file: File): Promise<void> {
 
 export async function loadModel(source: string): Promise<void> {
   if (isTraining()) pause();
-  await withBusy(source === 'default' ? 'Loading the default model…' : `Downloading ${source}…`, async () => {
+  const saved = source.startsWith('saved:') ? source.slice('saved:'.length) : null;
+  const savedName = saved && (get().savedModels.find((m) => m.id === saved)?.name ?? 'a saved run');
+  await withBusy(source === 'default' ? 'Loading the default model…' : saved ? `Loading the weights of ${savedName}…` : `Downloading ${source}…`, async () => {
     try {
       const engine = getEngine();
       const info =
         source === 'default'
           ? await engine.loadDefaultModel()
+          : saved
+          ? await engine.loadSavedModel(saved, `saved run: ${savedName}`)
           : await engine.loadModelFromUrl(
               source,
               Comlink.proxy((loaded: number, total: number) => set({ busy: { label: `Downloading ${source}…`, fraction: total ? loaded / total : undefined } })),
@@ -213,11 +311,17 @@ async function ensureRun(config: PageConfig): Promise<Run> {
     visible: true,
   };
   set({ runs: [...get().runs, created], currentRunId: created.id, prediction: null });
+  // the run's record exists before its first checkpoint, which the worker writes under its id
+  await saveRun(created.id);
+  await getEngine().keepCheckpoints(created.id, get().checkpointEvery).catch((e) => set({ error: `checkpoints are off for this run: ${messageOf(e)}` }));
   return created;
 }
 
-function appendMetrics(runId: string, metrics: Metric[]): void {
-  if (metrics.length === 0) return;
+function appendMetrics(runId: string, metrics: Metric[], extra: Partial<Run> = {}): void {
+  if (metrics.length === 0) {
+    if (Object.keys(extra).length) updateRun(runId, extra);
+    return;
+  }
   updateRun(runId, (r) => {
     const steps = r.steps.slice();
     const evals = r.evals.slice();
@@ -236,18 +340,24 @@ function appendMetrics(runId: string, metrics: Metric[]): void {
         message = m.message;
       }
     }
-    return { steps, evals, state, message };
+    return { ...extra, steps, evals, state, message };
   });
 }
 
-async function drain(run: Run): Promise<void> {
+/** Everything new from the worker in ONE store update (one redraw per poll). */
+async function drain(run: Run, gen: number): Promise<void> {
   const engine = getEngine();
-  appendMetrics(run.id, await engine.takeMetrics());
+  const metrics = await engine.takeMetrics();
   const kind = run.config.method.kind;
-  if (kind === 'adamix' || kind === 'adamix_lora') {
-    const routing = await engine.routingCounts();
-    if (routing) updateRun(run.id, { routing });
-  }
+  const routing = kind === 'adamix' || kind === 'adamix_lora' ? await engine.routingCounts() : null;
+  const ck = await engine.checkpointInfo();
+  if (gen !== generation) return;
+  const extra: Partial<Run> = {};
+  if (routing && metrics.length) extra.routing = routing;
+  const cur = get().runs.find((r) => r.id === run.id);
+  if (ck.step !== null && cur?.checkpointStep !== ck.step) extra.checkpointStep = ck.step;
+  if (ck.error && get().error !== `could not save a checkpoint: ${ck.error}`) set({ error: `could not save a checkpoint: ${ck.error}` });
+  appendMetrics(run.id, metrics, extra);
 }
 
 /** Train `steps` steps (or to the end of the schedule) of the current setup, polling metrics. */
@@ -263,28 +373,36 @@ async function trainSteps(steps: number): Promise<void> {
   }
   set({ error: null });
   const engine = getEngine();
+  const gen = generation;
+  let finishedRun = false;
   training = (async () => {
     updateRun(run.id, { state: 'training', message: undefined });
     const started = performance.now();
     let done = false;
-    const result = engine.train(steps, READ_EVERY).finally(() => (done = true));
+    const result = engine.trainCheckpointed(steps, READ_EVERY).finally(() => (done = true));
+    result.catch(() => undefined); // handled below, after the polling loop: not an unhandled rejection meanwhile
     while (!done) {
       await new Promise((r) => setTimeout(r, POLL_MS));
-      await drain(run);
+      await drain(run, gen);
     }
     try {
       const r = await result;
-      await drain(run);
+      await drain(run, gen);
       // 'done' = the asked-for steps ran; when they reached the schedule's end the run is finished
       const finished = r.state === 'finished' || (r.state === 'done' && r.step >= run.config.steps);
       const wallMs = performance.now() - started;
       if (finished) await onFinished(run.id); // the final dev evaluation belongs to the run, before it reads "finished"
+      finishedRun = finished;
       updateRun(run.id, (cur) => ({
         wallMs: cur.wallMs + wallMs,
         state: finished ? 'finished' : r.state === 'done' ? 'paused' : r.state,
         message: r.message,
       }));
     } catch (e) {
+      // a lost device fails the pending readback first and resolves its lost promise just after:
+      // give it a moment, so that the lost-device page (not an error) takes the run over
+      await new Promise((r) => setTimeout(r, 500));
+      if (gen !== generation || get().gpu.phase === 'lost') return;
       updateRun(run.id, (cur) => ({ state: 'error', message: messageOf(e), wallMs: cur.wallMs + (performance.now() - started) }));
       set({ queue: [] });
     }
@@ -292,10 +410,27 @@ async function trainSteps(steps: number): Promise<void> {
   try {
     await training;
   } finally {
-    training = null;
+    if (gen === generation) training = null;
   }
-  void saveRun(run.id);
+  if (gen !== generation || get().gpu.phase === 'lost') return;
+  await saveRun(run.id);
+  if (finishedRun) await keepFinishedRun(run.id);
   await continueQueue();
+}
+
+/** A finished run needs no resume checkpoint; its weights are kept as a base model where a BERT can hold them. */
+async function keepFinishedRun(id: string): Promise<void> {
+  const run = get().runs.find((r) => r.id === id);
+  const db = await runStore();
+  if (!run || !db) return;
+  await db.deleteCheckpoint(id).catch(() => undefined);
+  if (!STORABLE_AS_MODEL.has(run.config.method.kind)) return;
+  try {
+    await withBusy(`Storing the weights of ${run.label} as a model…`, () => getEngine().saveModelOf(id));
+    await refreshSavedModels();
+  } catch (e) {
+    set({ error: `could not store the weights of ${run.label}: ${messageOf(e)}` });
+  }
 }
 
 async function onFinished(runId: string): Promise<void> {
@@ -382,6 +517,18 @@ export async function measureAdapterDrop(): Promise<void> {
     const run = requireLiveRun();
     const rows = await withBusy('Evaluating dev with n = 0…L adapter layers dropped…', () => getEngine().measureAdapterDrop('dev'));
     updateRun(run.id, { adapterDrop: rows });
+    set({ error: null });
+  } catch (e) {
+    set({ error: messageOf(e) });
+  }
+}
+
+/** AdapterDrop in training: a few timed steps for n = 0…L−1 dropped layers on the current setup. */
+export async function measureAdapterDropTraining(): Promise<void> {
+  try {
+    const run = requireLiveRun();
+    const rows = await withBusy('Timing training steps with n = 0…L−1 adapter layers dropped…', () => getEngine().measureAdapterDropTraining(3));
+    updateRun(run.id, { dropTraining: rows });
     set({ error: null });
   } catch (e) {
     set({ error: messageOf(e) });
@@ -489,14 +636,14 @@ async function runStore(): Promise<RunStore | null> {
 async function saveRun(id: string): Promise<void> {
   const run = get().runs.find((r) => r.id === id);
   const db = await runStore();
-  if (!run || !db || run.steps.length === 0) return;
+  if (!run || !db) return;
   const meta: SavedRunMeta = {
     id: run.id, name: run.label, createdAt: Date.now(), updatedAt: Date.now(), method: run.config.method, config: run.config,
     dataset: { id: run.config.dataset, name: run.datasetName, classes: [] }, model: { id: run.config.model, name: run.modelName },
-    step: run.steps.at(-1)!.step, bestDevAccuracy: bestDevAccuracy(run), trainable: run.trainable, total: run.total,
+    step: run.steps.at(-1)?.step ?? 0, bestDevAccuracy: bestDevAccuracy(run), trainable: run.trainable, total: run.total,
     wallMs: run.wallMs, msPerStep: msPerStep(run), bytes: 0,
   };
-  const series = [{ kind: 'run', run: { ...run, state: run.state === 'training' ? 'paused' : run.state } }];
+  const series = [{ kind: 'run', run: { ...run, state: run.state === 'training' || run.state === 'ready' ? 'paused' : run.state } }];
   await db.saveRun(meta, series).catch((e) => set({ error: `could not save the run: ${messageOf(e)}` }));
 }
 
@@ -509,9 +656,10 @@ async function restoreSavedRuns(): Promise<void> {
     for (const meta of metas.sort((a, b) => a.createdAt - b.createdAt)) {
       const { metrics } = await db.loadRun(meta.id);
       const saved = (metrics[0] as { run?: Run } | undefined)?.run;
-      if (saved) restored.push({ ...saved, saved: true, state: 'saved', visible: false, styleIndex: nextStyle++ });
+      if (saved && saved.steps.length) restored.push({ ...saved, saved: true, state: 'saved', visible: false, styleIndex: nextStyle++ });
     }
     if (restored.length) set({ runs: [...restored, ...get().runs] });
+    await refreshSavedModels();
   } catch (e) {
     set({ error: `saved runs could not be read: ${messageOf(e)}` });
   }
@@ -521,4 +669,27 @@ export async function deleteRun(id: string): Promise<void> {
   set({ runs: get().runs.filter((r) => r.id !== id), currentRunId: get().currentRunId === id ? null : get().currentRunId });
   const db = await runStore();
   await db?.deleteRun(id).catch((e) => set({ error: `could not delete the saved run: ${messageOf(e)}` }));
+  await refreshSavedModels();
+}
+
+/** The saved runs whose weights are stored, newest first, for the model chooser. */
+async function refreshSavedModels(): Promise<void> {
+  const db = await runStore();
+  if (!db) return;
+  try {
+    const ids = new Set(await db.listModelIds());
+    const runs = get().runs.filter((r) => ids.has(r.id));
+    set({ savedModels: runs.reverse().map((r) => ({ id: r.id, name: `${r.label} (${r.datasetName}, best dev ${fmtAcc(bestDevAccuracy(r))})` })) });
+  } catch (e) {
+    set({ error: `saved models could not be listed: ${messageOf(e)}` });
+  }
+}
+
+function fmtAcc(a: number | null): string {
+  return a === null ? '—' : `${(100 * a).toFixed(1)} %`;
+}
+
+// the e2e test loses the device on purpose; production builds have no such hook
+if (import.meta.env.DEV) {
+  (window as unknown as { __playgroundDev: object }).__playgroundDev = { simulateDeviceLoss: () => getEngine().simulateDeviceLoss() };
 }

@@ -54,6 +54,12 @@ export interface Run {
   routing?: RoutingSnapshot;
   routeEval?: { merged: number; routes: number[] };
   adapterDrop?: { n: number; accuracy: number; msPerBatch: number }[];
+  /** AdapterDrop's training cost: ms/step of throwaway copies of this run with n = 0…L−1 dropped */
+  dropTraining?: { n: number; msPerStep: number }[];
+  /** the step of the last checkpoint in IndexedDB (a lost device resumes from there) */
+  checkpointStep?: number | null;
+  /** the checkpoint steps this run was resumed from after lost devices */
+  resumedFrom?: number[];
   /** restored from IndexedDB: curves only, the weights are not in the worker */
   saved?: boolean;
 }
@@ -62,7 +68,7 @@ export type GpuState =
   | { phase: 'starting' }
   | { phase: 'unavailable'; reason: string; message: string }
   | { phase: 'ready'; adapter: AdapterSummary }
-  | { phase: 'lost'; message: string };
+  | { phase: 'lost'; message: string; run?: { id: string; label: string; checkpointStep: number | null; wasTraining: boolean } };
 
 export interface Busy {
   label: string;
@@ -87,6 +93,10 @@ export interface PageState {
   busy: Busy | null;
   error: string | null;
   prediction: { tokens: string[]; probs: number[]; classes: string[] } | null;
+  /** a run in progress is checkpointed every this many steps (and when it pauses) */
+  checkpointEvery: number;
+  /** saved runs whose trained weights can be loaded as the base model */
+  savedModels: { id: string; name: string }[];
 }
 
 export const useStore = create<PageState>(() => ({
@@ -104,6 +114,8 @@ export const useStore = create<PageState>(() => ({
   busy: null,
   error: null,
   prediction: null,
+  checkpointEvery: 50,
+  savedModels: [],
 }));
 
 export function updateRun(id: string, change: Partial<Run> | ((r: Run) => Partial<Run>)): void {

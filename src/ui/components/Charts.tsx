@@ -1,17 +1,24 @@
 // Live curves of every visible run on shared axes: one colour, dash pattern and marker per run
 // (colour is never the only signal), toggled from the legend. Series are thinned to a few hundred
 // points so redraws stay cheap on the main thread.
-import { useRef } from 'react';
+import { memo, useDeferredValue, useRef } from 'react';
 import { CartesianGrid, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStore, runStyle, type Run } from '../store';
 import * as ctl from '../controller';
 
 const MAX_POINTS = 300;
+const thinned = new WeakMap<object[], object[]>();
 
-function thin<T>(points: T[]): T[] {
+/** At most ~MAX_POINTS points of a series for drawing, cached per series array (a run's steps array changes only when it grows). */
+export function thin<T extends object>(points: T[]): T[] {
   if (points.length <= MAX_POINTS) return points;
-  const every = Math.ceil(points.length / MAX_POINTS);
-  return points.filter((_, i) => i % every === 0 || i === points.length - 1);
+  let out = thinned.get(points);
+  if (!out) {
+    const every = Math.ceil(points.length / MAX_POINTS);
+    out = points.filter((_, i) => i % every === 0 || i === points.length - 1);
+    thinned.set(points, out);
+  }
+  return out as T[];
 }
 
 export function RunLegend() {
@@ -37,7 +44,12 @@ export function RunLegend() {
 
 type Series = { run: Run; key: string; data: object[]; raw?: boolean };
 
-function MultiRunChart({ title, yLabel, series, testId, domain, fileName }: { title: string; yLabel: string; series: Series[]; testId: string; domain?: [number, number]; fileName: string }) {
+interface ChartProps { title: string; yLabel: string; series: Series[]; testId: string; domain?: [number, number]; fileName: string; /** changes exactly when what the chart draws changes */ version: string }
+
+/** Redrawn only when its own data changed: a training step redraws the step charts, not the dev charts (recharts redraws cost the main thread most). */
+const MultiRunChart = memo(MultiRunChartView, (a, b) => a.version === b.version);
+
+function MultiRunChartView({ title, yLabel, series, testId, domain, fileName }: ChartProps) {
   const ref = useRef<HTMLDivElement>(null);
   const points = series.reduce((a, s) => a + s.data.length, 0);
   return (
@@ -71,26 +83,36 @@ function MultiRunChart({ title, yLabel, series, testId, domain, fileName }: { ti
 }
 
 export function Charts() {
-  const runs = useStore((s) => s.runs).filter((r) => r.visible);
+  // a low-priority copy of the runs: React renders the four charts in slices and yields to input
+  // between them instead of blocking the main thread for the whole redraw
+  const runs = useDeferredValue(useStore((s) => s.runs));
+  return <ChartsView runs={runs} />;
+}
+
+const ChartsView = memo(function ChartsView({ runs: all }: { runs: Run[] }) {
+  const runs = all.filter((r) => r.visible);
+  const shown = runs.map((r) => `${r.id}:${r.styleIndex}:${r.label}`).join('|');
+  const stepsVersion = `${shown}#${runs.map((r) => r.steps.length).join(',')}`;
+  const evalsVersion = `${shown}#${runs.map((r) => r.evals.length).join(',')}`;
   const steps = runs.map((r) => ({ run: r, data: thin(r.steps) }));
   return (
     <section className="panel" aria-labelledby="charts-h">
       <h2 id="charts-h">Training curves</h2>
       <RunLegend />
       <div className="charts">
-        <MultiRunChart title="Training loss (faint: raw, bold: smoothed)" yLabel="loss" testId="loss-chart" fileName="training-loss"
+        <MultiRunChart title="Training loss (faint: raw, bold: smoothed)" yLabel="loss" testId="loss-chart" fileName="training-loss" version={stepsVersion}
           series={steps.flatMap(({ run, data }) => [{ run, key: 'loss', data, raw: true }, { run, key: 'smooth', data }])} />
-        <MultiRunChart title="Dev accuracy" yLabel="accuracy" testId="acc-chart" fileName="dev-accuracy" domain={[0, 1]}
+        <MultiRunChart title="Dev accuracy" yLabel="accuracy" testId="acc-chart" fileName="dev-accuracy" version={evalsVersion} domain={[0, 1]}
           series={runs.map((run) => ({ run, key: 'accuracy', data: run.evals }))} />
-        <MultiRunChart title="Dev loss" yLabel="loss" testId="devloss-chart" fileName="dev-loss"
+        <MultiRunChart title="Dev loss" yLabel="loss" testId="devloss-chart" fileName="dev-loss" version={evalsVersion}
           series={runs.map((run) => ({ run, key: 'loss', data: run.evals }))} />
-        <MultiRunChart title="Step time (ms)" yLabel="ms / step" testId="speed-chart" fileName="step-time"
+        <MultiRunChart title="Step time (ms)" yLabel="ms / step" testId="speed-chart" fileName="step-time" version={stepsVersion}
           series={steps.map(({ run, data }) => ({ run, key: 'stepMs', data }))} />
       </div>
       <SpeedLine />
     </section>
   );
-}
+});
 
 function SpeedLine() {
   const run = useStore((s) => s.runs.find((r) => r.id === s.currentRunId));

@@ -1,6 +1,7 @@
 // The left column: data, model, method and its hyper-parameters, AdapterDrop, the training numbers,
 // and Train / Pause / Step / Reset. Every control has a label; each knob has its one-line explanation.
 import { useState, type DragEvent } from 'react';
+import { useShallow } from 'zustand/react/shallow';
 import type { MethodKind } from '../../model/config';
 import { useStore, currentRun } from '../store';
 import { methodWithDefaults, parseHyperParam, type PageConfig } from '../config';
@@ -8,7 +9,8 @@ import { HP_INFO, METHOD_INFO, PICKER_METHODS, hyperParamsOf, methodLabel } from
 import * as ctl from '../controller';
 
 export function DatasetPicker() {
-  const { builtins, dataset, datasetError, config } = useStore();
+  // selected fields only: metric updates during training do not redraw the pickers
+  const { builtins, dataset, datasetError, config } = useStore(useShallow((s) => ({ builtins: s.builtins, dataset: s.dataset, datasetError: s.datasetError, config: s.config })));
   const [dragging, setDragging] = useState(false);
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
@@ -44,8 +46,9 @@ export function DatasetPicker() {
 }
 
 export function ModelPicker() {
-  const { model, modelError, config } = useStore();
-  const [url, setUrl] = useState(config.model === 'default' ? '' : config.model);
+  const { model, modelError, config, savedModels } = useStore(useShallow((s) => ({ model: s.model, modelError: s.modelError, config: s.config, savedModels: s.savedModels })));
+  const [url, setUrl] = useState(config.model === 'default' || config.model.startsWith('saved:') ? '' : config.model);
+  const savedId = config.model.startsWith('saved:') ? config.model.slice('saved:'.length) : '';
   return (
     <fieldset className="group">
       <legend>Base model</legend>
@@ -62,6 +65,14 @@ export function ModelPicker() {
         </label>
         <button type="submit" disabled={!url.trim()}>Load</button>
       </form>
+      <label className="field">
+        <span>Or a saved run: its trained weights become the base of new runs</span>
+        <select data-testid="saved-model-select" value={savedModels.some((m) => m.id === savedId) ? savedId : ''} disabled={savedModels.length === 0}
+          onChange={(e) => e.target.value && void ctl.loadModel(`saved:${e.target.value}`)}>
+          <option value="">{savedModels.length ? '— pick a saved run —' : 'none yet: finished full FT, head-only, BitFit and LoRA runs appear here'}</option>
+          {savedModels.map((m) => <option key={m.id} value={m.id}>{m.name}</option>)}
+        </select>
+      </label>
       <label className="field file">
         <span>Or local files: config.json + model.safetensors (+ vocab.txt)</span>
         <input type="file" multiple accept=".json,.safetensors,.txt" onChange={(e) => { void ctl.loadModelFiles([...(e.target.files ?? [])]); e.target.value = ''; }} />
@@ -114,7 +125,7 @@ function HyperParam({ name, value }: { name: string; value: unknown }) {
 }
 
 export function MethodPicker() {
-  const { config, model } = useStore();
+  const { config, model } = useStore(useShallow((s) => ({ config: s.config, model: s.model })));
   const method = config.method;
   const L = model?.config.numLayers ?? 12;
   return (
