@@ -248,7 +248,7 @@ describe('the playground page', () => {
     await p.getByTestId('compare').click();
     const rs = await waitRunsFinished(p, 6, 400_000);
     expect(rs.slice(before).map((r) => r.kind)).toEqual(['full', 'headonly', 'houlsby', 'pfeiffer', 'lora', 'adamix']);
-    await p.screenshot({ path: resolve(shots, 'comparison.png') });
+    await p.screenshot({ path: resolve(shots, 'comparison-quick.png') });
     await p.setViewportSize({ width: 420, height: 900 });
     await p.screenshot({ path: resolve(shots, 'narrow.png') });
     await p.close();
