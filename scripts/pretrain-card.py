@@ -25,15 +25,25 @@ with open(os.path.join(ROOT, "public/models/mini-bert/mlm_loss.csv")) as f:
             print(f"| {row['step']} | {int(row['tokens']):,} | {float(row['elapsed_s']) / 60:.1f} | {float(row['lr']):.2g} | "
                   f"{row['train_loss']} | {row['eval_loss']} |")
 
-runs = {}
-for path in sorted(glob.glob(os.path.join(WORK, "downstream-*.json"))):
+runs = {}  # (method, lr) -> init -> seed -> accuracy; a later file overrides an earlier one
+for path in sorted(glob.glob(os.path.join(WORK, "downstream-*.json")), key=os.path.getmtime):
     d = json.load(open(path))
     for key, v in d["dev_accuracy"].items():
+        method, init = key.split("/")
         for seed, acc in zip(d["seeds"], v["runs"]):
-            runs.setdefault(key, {})[seed] = acc
-print("\n| method | pretrained | random init | runs (seeds) |\n|---|---|---|---|")
+            runs.setdefault((method, d["lr"][method]), {}).setdefault(init, {})[seed] = acc
+
+
+def cell(d: dict) -> str:
+    if not d:
+        return "–"
+    values = [d[s] for s in sorted(d)]
+    mean = sum(values) / len(values)
+    return f"{mean:.3f} ({', '.join(f'{v:.3f}' for v in values)})"
+
+
+print("\n| method | learning rate | pretrained: mean (seeds 1, 2, 3) | random init: mean (seeds 1, 2, 3) |\n|---|---|---|---|")
 for method in ("head-only", "pfeiffer", "full"):
-    p, r = runs.get(f"{method}/pretrained", {}), runs.get(f"{method}/random", {})
-    mean = lambda d: sum(d.values()) / len(d) if d else float("nan")
-    detail = "; ".join(f"seed {s}: {p.get(s, float('nan')):.3f} vs {r.get(s, float('nan')):.3f}" for s in sorted(set(p) | set(r)))
-    print(f"| {method} | {mean(p):.3f} | {mean(r):.3f} | {detail} |")
+    for (m, lr) in sorted(k for k in runs if k[0] == method):
+        r = runs[(m, lr)]
+        print(f"| {method} | {lr:g} | {cell(r.get('pretrained', {}))} | {cell(r.get('random', {}))} |")

@@ -4,6 +4,7 @@
     node scripts/pretrain-vocab.mjs                  # vocabulary + tokenized corpus (.pretrain/)
     nice -n 19 /usr/bin/python3 scripts/pretrain.py  # pretrain; resumes from .pretrain/state.pt
     nice -n 19 /usr/bin/python3 scripts/pretrain.py --extend 10   # a further 10-minute phase
+    nice -n 19 /usr/bin/python3 scripts/pretrain.py --total-steps 2700   # resume, re-planning the phase
     /usr/bin/python3 scripts/pretrain.py --downstream   # sentiment dev accuracy, pretrained vs random
     /usr/bin/python3 scripts/pretrain-card.py          # the model card's tables from the logs
 
@@ -131,7 +132,7 @@ class MiniBert(nn.Module):
     """bert.* encoder + cls.predictions MLM head (decoder tied to the word embeddings) + an optional
     pooler/classifier for the downstream comparison."""
 
-    def __init__(self, c: dict, vocab: int, num_labels: int = 0):
+    def __init__(self, c: dict, vocab: int, num_labels: int = 0, nsp: bool = False):
         super().__init__()
         d = c["hidden_size"]
         self.bert = Namespace()
@@ -144,11 +145,14 @@ class MiniBert(nn.Module):
         self.cls.predictions.transform.dense = nn.Linear(d, d)
         self.cls.predictions.transform.LayerNorm = nn.LayerNorm(d, eps=c["layer_norm_eps"])
         self.cls.predictions.bias = nn.Parameter(torch.zeros(vocab))
-        if num_labels:
+        if num_labels or nsp:
             self.bert.pooler = Namespace()
             self.bert.pooler.dense = nn.Linear(d, d)
-            self.classifier = nn.Linear(d, num_labels)
             self.dropout = nn.Dropout(c["dropout"])
+        if num_labels:
+            self.classifier = nn.Linear(d, num_labels)
+        if nsp:  # BERT's next-sentence head on the pooled [CLS]: 0 = B follows A, 1 = B is random
+            self.cls.seq_relationship = nn.Linear(d, 2)
 
     def init_weights(self, gen: torch.Generator) -> None:
         """HF BertPreTrainedModel._init_weights: N(0, 0.02) weights, zero biases, LayerNorm 1/0."""
@@ -174,12 +178,20 @@ class MiniBert(nn.Module):
         h = t.LayerNorm(gelu(t.dense(hidden_rows)))
         return h @ self.bert.embeddings.word_embeddings.weight.T + self.cls.predictions.bias
 
-    def mlm_loss(self, ids, mask, labels) -> torch.Tensor:
+    def mlm_loss(self, ids, mask, labels, types=None) -> torch.Tensor:
         """mean cross-entropy over the positions whose label is not IGNORE; the vocabulary
         projection runs on those rows only (15 % of the tokens)"""
-        hidden = self.encode(ids, torch.zeros_like(ids), mask)
+        hidden = self.encode(ids, torch.zeros_like(ids) if types is None else types, mask)
         picked = labels != IGNORE
         return F.cross_entropy(self.mlm_logits(hidden[picked]), labels[picked])
+
+    def pretraining_losses(self, ids, types, mask, labels, nsp_labels) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(MLM loss, NSP loss, NSP accuracy) from one encoder pass (BertForPreTraining)"""
+        hidden = self.encode(ids, types, mask)
+        picked = labels != IGNORE
+        mlm = F.cross_entropy(self.mlm_logits(hidden[picked]), labels[picked])
+        logits = self.cls.seq_relationship(torch.tanh(self.bert.pooler.dense(hidden[:, 0])))
+        return mlm, F.cross_entropy(logits, nsp_labels), (logits.argmax(-1) == nsp_labels).float().mean()
 
     def classify(self, ids, mask) -> torch.Tensor:
         hidden = self.encode(ids, torch.zeros_like(ids), mask)
@@ -234,10 +246,11 @@ def export_checkpoint(model: MiniBert, vocab_size: int, note: str) -> None:
     """config.json + model.safetensors (bert.* and cls.predictions.*, decoder tied so not stored)."""
     os.makedirs(MODEL_DIR, exist_ok=True)
     tensors = [(name, p.detach().numpy().astype(np.float32)) for name, p in model.state_dict().items()
-               if name.startswith(("bert.embeddings", "bert.encoder", "cls.predictions"))]
+               if name.startswith(("bert.embeddings", "bert.encoder", "bert.pooler", "cls.predictions", "cls.seq_relationship"))]
+    nsp = any(name.startswith("cls.seq_relationship") for name, _ in tensors)
     write_safetensors(os.path.join(MODEL_DIR, "model.safetensors"), tensors, {"format": "pt", "note": note})
     config = {
-        "architectures": ["BertForMaskedLM"], "model_type": "bert", "vocab_size": vocab_size,
+        "architectures": ["BertForPreTraining" if nsp else "BertForMaskedLM"], "model_type": "bert", "vocab_size": vocab_size,
         "hidden_size": SHAPE["hidden_size"], "num_hidden_layers": SHAPE["num_hidden_layers"],
         "num_attention_heads": SHAPE["num_attention_heads"], "intermediate_size": SHAPE["intermediate_size"],
         "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
@@ -276,6 +289,35 @@ def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator) -> Tuple[to
     return inputs, labels
 
 
+def nsp_pairs(ids: torch.Tensor, rows: torch.Tensor, gen: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BERT's next-sentence task on packed rows: each row's pieces are cut at a random point into
+    A and B; half of the time B is replaced by as many pieces from a random other row (label 1).
+    Returns ([CLS] A [SEP] B [SEP] padded to the row length, token types 0/1, labels)."""
+    batch, width = ids.shape
+    out = torch.full_like(ids, PAD_ID)
+    types = torch.zeros_like(ids)
+    labels = torch.zeros(batch, dtype=torch.long)
+    lengths = (ids != PAD_ID).sum(1).tolist()
+    coins = torch.rand(batch, generator=gen).tolist()
+    for i in range(batch):
+        content = ids[i, 1:lengths[i] - 1]  # without [CLS] and [SEP]
+        n = len(content)
+        lo, hi = max(1, n // 4), max(1, (3 * n) // 4)
+        cut = int(torch.randint(lo, hi + 1, (1,), generator=gen)) if n >= 2 else n
+        a, b = content[:cut], content[cut:]
+        if coins[i] < 0.5 and n >= 2:
+            j = int(torch.randint(len(rows), (1,), generator=gen))
+            other = rows[j, 1:int((rows[j] != PAD_ID).sum()) - 1]
+            start = int(torch.randint(max(1, len(other) - len(b) + 1), (1,), generator=gen))
+            b = other[start:start + len(b)]
+            labels[i] = 1
+        b = b[:width - 3 - len(a)]
+        seq = torch.cat([torch.tensor([CLS_ID]), a, torch.tensor([SEP_ID]), b, torch.tensor([SEP_ID])])
+        out[i, :len(seq)] = seq
+        types[i, len(a) + 2:len(seq)] = 1
+    return out, types, labels
+
+
 @torch.no_grad()
 def evaluate_mlm(model: MiniBert, rows: torch.Tensor, vocab: int, seed: int = 1234, batch: int = 256) -> float:
     """held-out MLM loss with a fixed masking (same targets every time), token-weighted mean"""
@@ -299,7 +341,7 @@ def write_mlm_check(model: MiniBert, eval_rows: torch.Tensor, vocab: int) -> flo
     ids = eval_rows[:8]
     inputs, labels = mask_tokens(ids, vocab, torch.Generator().manual_seed(99))
     mask = (ids != PAD_ID).long()
-    reference = MiniBert(make_config(0.0), vocab).double()
+    reference = MiniBert(make_config(0.0), vocab, nsp=hasattr(model.cls, "seq_relationship")).double()
     reference.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
     reference.eval()
     with torch.no_grad():
@@ -342,16 +384,33 @@ def pretrain(args) -> None:
     torch.set_num_threads(args.threads)
     vocab = vocab_size()
     train_rows, eval_rows = load_rows("corpus-train.bin"), load_rows("corpus-eval.bin")
-    model = MiniBert(make_config(), vocab)
+    saved = torch.load(STATE_PATH) if os.path.exists(STATE_PATH) and not args.fresh else None
+    # next-sentence prediction, once switched on (--nsp), stays on for the rest of the run
+    nsp = args.nsp or bool(saved and saved["state"].get("nsp"))
+    model = MiniBert(make_config(), vocab, nsp=nsp)
     model.init_weights(torch.Generator().manual_seed(args.seed))
-    optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=args.lr, betas=(0.9, 0.999), eps=1e-6)
+    is_nsp = lambda name: name.startswith(("bert.pooler", "cls.seq_relationship"))
+    base_params = [(n, p) for n, p in model.named_parameters() if not is_nsp(n)]
+    nsp_params = [(n, p) for n, p in model.named_parameters() if is_nsp(n)]
+
+    def groups(named):
+        return [{"params": [p for n, p in named if not (n.endswith("bias") or "LayerNorm" in n)], "weight_decay": 0.01},
+                {"params": [p for n, p in named if n.endswith("bias") or "LayerNorm" in n], "weight_decay": 0.0}]
+
+    optimizer = torch.optim.AdamW(groups(base_params), lr=args.lr, betas=(0.9, 0.999), eps=1e-6)
+    if nsp and not (saved and saved["state"].get("nsp")):
+        nsp_groups_pending = True  # added after an MLM-only optimizer state is loaded
+    else:
+        nsp_groups_pending = False
+        for g in groups(nsp_params) if nsp else []:
+            optimizer.add_param_group(g)
     # everything that decides what comes next lives in `state`, saved every --save-every seconds
     state = {"step": 0, "total_steps": None, "epoch": 0, "position": 0, "elapsed": 0.0,
              "tokens": 0, "early_written": False, "log": []}
     data_gen, mask_gen = torch.Generator().manual_seed(args.seed + 1), torch.Generator().manual_seed(args.seed + 2)
-    if os.path.exists(STATE_PATH) and not args.fresh:
-        saved = torch.load(STATE_PATH)
-        model.load_state_dict(saved["model"])
+    if saved:
+        missing = model.load_state_dict(saved["model"], strict=not nsp_groups_pending)
+        assert not missing.unexpected_keys and all(is_nsp(k) for k in missing.missing_keys), missing
         optimizer.load_state_dict(saved["optimizer"])
         data_gen.set_state(saved["data_gen"])
         mask_gen.set_state(saved["mask_gen"])
@@ -361,8 +420,20 @@ def pretrain(args) -> None:
             # learning rate up again from 0 and decay it to 0 over the new phase
             state.update(total_steps=None, phase_start=state["step"], phase_elapsed=state["elapsed"])
             args.minutes = args.extend
+        elif args.total_steps:
+            # re-plan the current phase (a shared machine slowed down, or the loss is still falling):
+            # the learning rate's linear decay is stretched or shrunk to end at the new step
+            if args.total_steps <= state["step"]:
+                sys.exit(f"--total-steps {args.total_steps} must be beyond the saved step {state['step']}")
+            state["total_steps"] = args.total_steps
+        if nsp_groups_pending:
+            print("next-sentence prediction from here on: a fresh pooler and NSP head join the optimizer", file=sys.stderr)
         print(f"resuming from {STATE_PATH}: step {state['step']}/{state['total_steps']}, "
               f"{state['elapsed'] / 60:.1f} min trained", file=sys.stderr)
+    if nsp_groups_pending:
+        for g in groups(nsp_params):
+            optimizer.add_param_group(g)
+    state["nsp"] = nsp
     order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(args.seed + 1000 + state["epoch"]))
 
     def save_state() -> None:
@@ -374,11 +445,12 @@ def pretrain(args) -> None:
     def write_csv() -> None:
         with open(LOSS_CSV, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["step", "tokens", "elapsed_s", "lr", "train_loss", "eval_loss"])
+            # train_loss and eval_loss are MLM losses; the NSP columns fill once --nsp is on
+            w.writerow(["step", "tokens", "elapsed_s", "lr", "train_loss", "eval_loss", "train_nsp_loss", "train_nsp_accuracy"])
             w.writerows(state["log"])
 
     model.train()
-    window, window_loss = 0, 0.0
+    window, window_loss, window_nsp, window_nsp_acc = 0, 0.0, 0.0, 0.0
     last_save = time.time()
     seg_start, seg_elapsed0 = time.time(), state["elapsed"]
     timing_steps = 20
@@ -397,10 +469,18 @@ def pretrain(args) -> None:
             order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(args.seed + 1000 + state["epoch"]))
         ids = train_rows[order[state["position"]:state["position"] + args.batch]]
         state["position"] += args.batch
-        inputs, labels = mask_tokens(ids, vocab, mask_gen)
-        loss = model.mlm_loss(inputs, (ids != PAD_ID).long(), labels)
+        if nsp:
+            pairs, types, nsp_labels = nsp_pairs(ids, train_rows, data_gen)
+            inputs, labels = mask_tokens(pairs, vocab, mask_gen)
+            loss, nsp_loss, nsp_acc = model.pretraining_losses(inputs, types, (pairs != PAD_ID).long(), labels, nsp_labels)
+            total_loss = loss + nsp_loss
+            window_nsp += float(nsp_loss)
+            window_nsp_acc += float(nsp_acc)
+        else:
+            inputs, labels = mask_tokens(ids, vocab, mask_gen)
+            total_loss = loss = model.mlm_loss(inputs, (ids != PAD_ID).long(), labels)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total_loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         state["step"] += 1
@@ -417,7 +497,7 @@ def pretrain(args) -> None:
             state["total_steps"] = max(state["step"] + 1, phase_start + int(args.minutes * 60 * 0.93 / sec_per_step))
             print(f"\n{sec_per_step:.3f} s/step measured: planning {state['total_steps']} steps "
                   f"({args.minutes} min)", file=sys.stderr)
-        total = state["total_steps"] or timing_steps
+        total = state["total_steps"] or phase_start + timing_steps
         eval_every = max(args.log_every, total // 8)
         done = state["step"] >= total and state["total_steps"] is not None
         if state["step"] % args.log_every == 0 or done:
@@ -427,10 +507,11 @@ def pretrain(args) -> None:
             eval_loss = evaluate_mlm(model, eval_rows[:CURVE_EVAL_ROWS], vocab) if due else ""
             state["log"].append([state["step"], state["tokens"], round(state["elapsed"], 1),
                                  f"{optimizer.param_groups[0]['lr']:.3g}", round(window_loss / window, 4),
-                                 round(eval_loss, 4) if eval_loss != "" else ""])
+                                 round(eval_loss, 4) if eval_loss != "" else ""]
+                                + ([round(window_nsp / window, 4), round(window_nsp_acc / window, 4)] if nsp else []))
             write_csv()
-            window, window_loss = 0, 0.0
-        progress(state["step"], total, float(loss), sec_per_step, f"epoch {state['epoch']}")
+            window, window_loss, window_nsp, window_nsp_acc = 0, 0.0, 0.0, 0.0
+        progress(state["step"], total, float(loss), sec_per_step, f"epoch {state['epoch']}" + (f" nsp {float(nsp_loss):.3f}" if nsp else ""))
         if not state["early_written"] and state["elapsed"] >= args.early_after:
             export_checkpoint(model, vocab, f"early checkpoint, step {state['step']}")
             state["early_written"] = True
@@ -471,7 +552,14 @@ def downstream(args) -> None:
         dev = tuple(t[:args.limit] for t in dev)
     vocab = vocab_size()
     pretrained = {k: torch.from_numpy(v.copy()) for k, v in read_safetensors(os.path.join(MODEL_DIR, "model.safetensors")).items()}
-    methods = {"head-only": 1e-3, "pfeiffer": 1e-3, "full": 3e-4}
+    lrs = {"head-only": 1e-3, "pfeiffer": 1e-3, "full": 3e-4}
+    for item in args.lr_override:  # e.g. full=1e-4
+        method, _, value = item.partition("=")
+        if method not in lrs or not value:
+            sys.exit(f"--ft-lr expects METHOD=VALUE with METHOD one of {', '.join(lrs)}; got {item!r}")
+        lrs[method] = float(value)
+    methods = {m: lr for m, lr in lrs.items() if m in args.methods}
+    pretrained_pooler = "bert.pooler.dense.weight" in pretrained
     results = {}
     for seed in args.seeds:
         for init in args.inits:
@@ -481,7 +569,8 @@ def downstream(args) -> None:
                 model = MiniBert(make_config(), vocab, num_labels=len(task["classes"]))
                 model.init_weights(gen)  # random init of everything; pooler/classifier in both cases
                 if init == "pretrained":
-                    missing = model.load_state_dict(pretrained, strict=False)
+                    # the pooler comes from the checkpoint when it has one (NSP-pretrained); its NSP head is not used
+                    missing = model.load_state_dict({k: v for k, v in pretrained.items() if not k.startswith("cls.seq_relationship")}, strict=False)
                     assert not missing.unexpected_keys, missing.unexpected_keys
                 if method == "pfeiffer":
                     m = SHAPE["hidden_size"] // 16
@@ -492,8 +581,12 @@ def downstream(args) -> None:
                         p.requires_grad = not name.startswith("cls.")
                     elif method == "head-only":
                         p.requires_grad = name.startswith(("bert.pooler", "classifier"))
-                    else:  # Pfeiffer: adapters, LayerNorms, classifier (REFERENCE.md); pooler frozen
-                        p.requires_grad = ".adapter." in name or ("LayerNorm" in name and not name.startswith("cls.")) or name.startswith("classifier")
+                    else:  # Pfeiffer: adapters, LayerNorms, classifier (REFERENCE.md); the pooler trains only
+                        # when the checkpoint has none (a fresh one), as in the playground (src/model/bert.ts) —
+                        # in both columns, so that they train the same parameters
+                        p.requires_grad = (".adapter." in name or ("LayerNorm" in name and not name.startswith("cls."))
+                                           or name.startswith("classifier")
+                                           or (name.startswith("bert.pooler") and not pretrained_pooler))
                 optimizer = torch.optim.AdamW(param_groups(model, 0.01), lr=lr, eps=1e-6)
                 steps_per_epoch = math.ceil(len(train[0]) / args.ft_batch)
                 total = steps_per_epoch * args.epochs
@@ -521,7 +614,8 @@ def downstream(args) -> None:
     summary = {"task": "sentiment", "split_seed": task["seed"], "train": len(train[0]), "dev": len(dev[0]),
                "epochs": args.epochs, "batch": args.ft_batch, "lr": methods, "seeds": args.seeds,
                "dev_accuracy": {k: {"mean": round(float(np.mean(v)), 4), "runs": [round(a, 4) for a in v]} for k, v in results.items()}}
-    with open(os.path.join(WORK_DIR, f"downstream-{'-'.join(args.inits)}-seed{'-'.join(map(str, args.seeds))}.json"), "w") as f:
+    methods_tag = "" if len(methods) == 3 and not args.lr_override else "-" + "-".join(f"{m}{'@' + format(lr, 'g') if args.lr_override else ''}" for m, lr in methods.items())
+    with open(os.path.join(WORK_DIR, f"downstream-{'-'.join(args.inits)}{methods_tag}-seed{'-'.join(map(str, args.seeds))}.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary, indent=2))
 
@@ -531,6 +625,10 @@ def main() -> None:
     ap.add_argument("--downstream", action="store_true", help="run the sentiment comparison instead of pretraining")
     ap.add_argument("--extend", type=float, default=0.0, metavar="MINUTES",
                     help="continue a finished run for a further phase of this many minutes (new warm-up and decay)")
+    ap.add_argument("--total-steps", type=int, default=0, metavar="N",
+                    help="resume with the current phase re-planned to end at step N (its lr decay follows)")
+    ap.add_argument("--nsp", action="store_true",
+                    help="add BERT's next-sentence prediction (pooler + cls.seq_relationship) from this phase on")
     ap.add_argument("--fresh", action="store_true", help="ignore .pretrain/state.pt and start over")
     ap.add_argument("--minutes", type=float, default=25.0, help="wall-time budget of the whole run")
     ap.add_argument("--batch", type=int, default=128)
@@ -545,6 +643,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1], help="downstream: seeds")
     ap.add_argument("--inits", nargs="+", default=["pretrained", "random"], choices=["pretrained", "random"],
                     help="downstream: which initialisations to compare (each run writes .pretrain/downstream-<inits>-seed<seeds>.json)")
+    ap.add_argument("--methods", nargs="+", default=["head-only", "pfeiffer", "full"], choices=["head-only", "pfeiffer", "full"],
+                    help="downstream: which fine-tuning methods")
+    ap.add_argument("--ft-lr", dest="lr_override", nargs="+", default=[], metavar="METHOD=LR",
+                    help="downstream: learning rates other than head-only=1e-3 pfeiffer=1e-3 full=3e-4")
     ap.add_argument("--limit", type=int, default=0, help="downstream: use only this many examples (smoke test)")
     args = ap.parse_args()
     if args.downstream:
