@@ -4,15 +4,11 @@
 // per layer, the multi-task AdapterDrop table, and the adapters still there after a reload.
 // Runs are tiny (batch 8, 16 tokens, a few steps). Writes docs/screenshots/fusion.png.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createServer, type ViteDevServer } from 'vite';
-import { chromium, type Browser, type Page } from 'playwright';
+import type { Browser, Page } from 'playwright';
 import { resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { chromiumArgs, chromiumPath } from '../../scripts/chromium.mjs';
+import { shots, startPageHost, type PageHost } from './host';
 
-const root = resolve(__dirname, '../..');
-const shots = resolve(root, 'docs/screenshots');
-let server: ViteDevServer;
+let host: PageHost;
 let browser: Browser;
 let base = '';
 let page: Page;
@@ -46,26 +42,14 @@ async function composeError(p: Page): Promise<string | null> {
 }
 
 beforeAll(async () => {
-  server = await createServer({
-    root,
-    configFile: resolve(root, 'vite.config.ts'),
-    cacheDir: resolve(root, 'node_modules/.vite-e2e'),
-    logLevel: 'warn',
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
-  });
-  await server.listen();
-  const addr = server.httpServer!.address();
-  if (!addr || typeof addr === 'string') throw new Error('no server address');
-  base = `http://127.0.0.1:${addr.port}/`;
-  browser = await chromium.launch({ executablePath: chromiumPath(), args: chromiumArgs, headless: true });
-  mkdirSync(shots, { recursive: true });
+  host = await startPageHost();
+  ({ browser, base } = host);
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on('pageerror', (e) => pageErrors.push(e.message));
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await host?.close();
 });
 
 describe('composing tasks on the page', () => {

@@ -2,36 +2,21 @@
 // config: it acquires an adapter in its worker, shows it, and runs the matmul self-test.
 // Screenshots go to docs/screenshots (the README shows them).
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createServer, type ViteDevServer } from 'vite';
-import { chromium, type Browser } from 'playwright';
+import type { Browser } from 'playwright';
 import { resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
-import { chromiumArgs, chromiumPath } from '../../scripts/chromium.mjs';
+import { shots, startPageHost, type PageHost } from './host';
 
-const root = resolve(__dirname, '../..');
-let server: ViteDevServer;
+let host: PageHost;
 let browser: Browser;
 let base = '';
 
 beforeAll(async () => {
-  server = await createServer({
-    root,
-    configFile: resolve(root, 'vite.config.ts'),
-    cacheDir: resolve(root, 'node_modules/.vite-e2e'),
-    logLevel: 'warn',
-    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
-  });
-  await server.listen();
-  const addr = server.httpServer!.address();
-  if (!addr || typeof addr === 'string') throw new Error('no server address');
-  base = `http://127.0.0.1:${addr.port}/`;
-  browser = await chromium.launch({ executablePath: chromiumPath(), args: chromiumArgs, headless: true });
-  mkdirSync(resolve(root, 'docs/screenshots'), { recursive: true });
+  host = await startPageHost();
+  ({ browser, base } = host);
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
+  await host?.close();
 });
 
 describe('the page', () => {
@@ -44,7 +29,7 @@ describe('the page', () => {
     await expect.poll(() => page.getByTestId('selftest').textContent(), { timeout: 90_000, interval: 500 }).toMatch(/passed|FAILED|failed/);
     expect(await page.getByTestId('selftest').textContent()).toMatch(/✓ passed/);
     expect(await page.getByTestId('adapter-name').textContent()).toMatch(/swiftshader|\w+/);
-    await page.screenshot({ path: resolve(root, 'docs/screenshots/gpu-status.png'), fullPage: true });
+    await page.screenshot({ path: resolve(shots, 'gpu-status.png'), fullPage: true });
     expect(errors).toEqual([]);
     await page.close();
   });
@@ -65,7 +50,7 @@ describe('the page', () => {
     await alert.waitFor({ timeout: 60_000 });
     expect(await alert.textContent()).toMatch(/navigator\.gpu is missing/);
     expect(await alert.textContent()).toMatch(/enable-unsafe-webgpu/);
-    await page.screenshot({ path: resolve(root, 'docs/screenshots/no-webgpu.png') });
+    await page.screenshot({ path: resolve(shots, 'no-webgpu.png') });
     await page.close();
   });
 });
