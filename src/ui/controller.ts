@@ -501,38 +501,29 @@ function requireLiveRun(): Run {
   return run;
 }
 
-export async function evaluateAdamixRoutes(): Promise<void> {
+/** An analysis of the live run in the worker, with a progress label; its result is kept on the run under `key`. */
+async function analyseRun<K extends 'routeEval' | 'adapterDrop' | 'dropTraining'>(key: K, label: string, work: () => Promise<Run[K]>): Promise<void> {
   try {
     const run = requireLiveRun();
-    const r = await withBusy('Evaluating the merged model and 3 sampled routes on dev…', () => getEngine().adamixRouteEval(3));
-    updateRun(run.id, { routeEval: r });
+    const result = await withBusy(label, work);
+    updateRun(run.id, { [key]: result } as Partial<Run>);
     set({ error: null });
   } catch (e) {
     set({ error: messageOf(e) });
   }
 }
 
-export async function measureAdapterDrop(): Promise<void> {
-  try {
-    const run = requireLiveRun();
-    const rows = await withBusy('Evaluating dev with n = 0…L adapter layers dropped…', () => getEngine().measureAdapterDrop('dev'));
-    updateRun(run.id, { adapterDrop: rows });
-    set({ error: null });
-  } catch (e) {
-    set({ error: messageOf(e) });
-  }
+export function evaluateAdamixRoutes(): Promise<void> {
+  return analyseRun('routeEval', 'Evaluating the merged model and 3 sampled routes on dev…', () => getEngine().adamixRouteEval(3));
+}
+
+export function measureAdapterDrop(): Promise<void> {
+  return analyseRun('adapterDrop', 'Evaluating dev with n = 0…L adapter layers dropped…', () => getEngine().measureAdapterDrop('dev'));
 }
 
 /** AdapterDrop in training: a few timed steps for n = 0…L−1 dropped layers on the current setup. */
-export async function measureAdapterDropTraining(): Promise<void> {
-  try {
-    const run = requireLiveRun();
-    const rows = await withBusy('Timing training steps with n = 0…L−1 adapter layers dropped…', () => getEngine().measureAdapterDropTraining(3));
-    updateRun(run.id, { dropTraining: rows });
-    set({ error: null });
-  } catch (e) {
-    set({ error: messageOf(e) });
-  }
+export function measureAdapterDropTraining(): Promise<void> {
+  return analyseRun('dropTraining', 'Timing training steps with n = 0…L−1 adapter layers dropped…', () => getEngine().measureAdapterDropTraining(3));
 }
 
 export async function predict(text: string): Promise<void> {
