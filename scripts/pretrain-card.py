@@ -25,13 +25,13 @@ with open(os.path.join(ROOT, "public/models/mini-bert/mlm_loss.csv")) as f:
             print(f"| {row['step']} | {int(row['tokens']):,} | {float(row['elapsed_s']) / 60:.1f} | {float(row['lr']):.2g} | "
                   f"{row['train_loss']} | {row['eval_loss']} |")
 
-runs = {}  # (method, lr) -> init -> seed -> accuracy; a later file overrides an earlier one
+runs = {}  # (method, lr, epochs) -> init -> seed -> accuracy; a later file overrides an earlier one
 for path in sorted(glob.glob(os.path.join(WORK, "downstream-*.json")), key=os.path.getmtime):
     d = json.load(open(path))
     for key, v in d["dev_accuracy"].items():
         method, init = key.split("/")
         for seed, acc in zip(d["seeds"], v["runs"]):
-            runs.setdefault((method, d["lr"][method]), {}).setdefault(init, {})[seed] = acc
+            runs.setdefault((method, d["lr"][method], d["epochs"]), {}).setdefault(init, {})[seed] = acc
 
 
 def cell(d: dict) -> str:
@@ -42,8 +42,8 @@ def cell(d: dict) -> str:
     return f"{mean:.3f} ({', '.join(f'{v:.3f}' for v in values)})"
 
 
-print("\n| method | learning rate | pretrained: mean (seeds 1, 2, 3) | random init: mean (seeds 1, 2, 3) |\n|---|---|---|---|")
+print("\n| method | learning rate | epochs | pretrained: mean (seeds) | random init: mean (seeds) |\n|---|---|---|---|---|")
 for method in ("head-only", "pfeiffer", "full"):
-    for (m, lr) in sorted(k for k in runs if k[0] == method):
-        r = runs[(m, lr)]
-        print(f"| {method} | {lr:g} | {cell(r.get('pretrained', {}))} | {cell(r.get('random', {}))} |")
+    for key in sorted(k for k in runs if k[0] == method):
+        r = runs[key]
+        print(f"| {method} | {key[1]:g} | {key[2]} | {cell(r.get('pretrained', {}))} | {cell(r.get('random', {}))} |")

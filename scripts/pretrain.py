@@ -5,6 +5,9 @@
     nice -n 19 /usr/bin/python3 scripts/pretrain.py  # pretrain; resumes from .pretrain/state.pt
     nice -n 19 /usr/bin/python3 scripts/pretrain.py --extend 10   # a further 10-minute phase
     nice -n 19 /usr/bin/python3 scripts/pretrain.py --total-steps 2700   # resume, re-planning the phase
+    nice -n 19 /usr/bin/python3 scripts/pretrain.py --extend 12 --task-adaptive 0.5 --lr 5e-4
+                                                     # a phase with half of every batch from the
+                                                     # sentiment task's train sentences (TAPT)
     /usr/bin/python3 scripts/pretrain.py --downstream   # sentiment dev accuracy, pretrained vs random
     /usr/bin/python3 scripts/pretrain-card.py          # the model card's tables from the logs
 
@@ -289,6 +292,33 @@ def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator) -> Tuple[to
     return inputs, labels
 
 
+def task_rows(seed: int) -> torch.Tensor:
+    """Task-adaptive pretraining text (--task-adaptive): the built-in sentiment task's *train*
+    sentences (never dev or test), unlabelled, shuffled with `seed` and packed like the corpus —
+    whole sentences fill a row of [CLS] … [SEP] up to the row length, a longer one is cut."""
+    with open(os.path.join(WORK_DIR, "sentiment.json")) as f:
+        task = json.load(f)
+    width = task["seqLen"]
+    assert width == SHAPE["max_position_embeddings"], (width, SHAPE)
+    ids = torch.tensor(task["train"]["ids"], dtype=torch.long).view(-1, width)
+    lengths = (ids != PAD_ID).sum(1).tolist()
+    sentences = [ids[i, 1:lengths[i] - 1].tolist() for i in range(len(ids))]
+    order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(seed)).tolist()
+    rows, row = [], []
+    for i in order:
+        piece = sentences[i][:width - 2]
+        if row and len(row) + len(piece) > width - 2:
+            rows.append(row)
+            row = []
+        row = row + piece
+    if row:
+        rows.append(row)
+    out = torch.full((len(rows), width), PAD_ID, dtype=torch.long)
+    for r, content in enumerate(rows):
+        out[r, :len(content) + 2] = torch.tensor([CLS_ID] + content + [SEP_ID])
+    return out
+
+
 def nsp_pairs(ids: torch.Tensor, rows: torch.Tensor, gen: torch.Generator) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """BERT's next-sentence task on packed rows: each row's pieces are cut at a random point into
     A and B; half of the time B is replaced by as many pieces from a random other row (label 1).
@@ -434,6 +464,18 @@ def pretrain(args) -> None:
         for g in groups(nsp_params):
             optimizer.add_param_group(g)
     state["nsp"] = nsp
+    # task-adaptive pretraining, once switched on (--task-adaptive F), stays on: a fraction F of
+    # every batch is packed rows of the sentiment task's train sentences, re-shuffled each pass
+    if args.task_adaptive:
+        if not args.extend:
+            sys.exit("--task-adaptive starts a new phase: give it with --extend MINUTES")
+        state["task_adaptive"] = args.task_adaptive
+        state.setdefault("task_epoch", 0)
+        state.setdefault("task_position", 0)
+        state.setdefault("task_tokens", 0)
+    task_fraction = state.get("task_adaptive", 0.0)
+    task_batch = int(round(args.batch * task_fraction))
+    task_data = task_rows(args.seed + 2000 + state.get("task_epoch", 0)) if task_batch else None
     order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(args.seed + 1000 + state["epoch"]))
 
     def save_state() -> None:
@@ -463,14 +505,26 @@ def pretrain(args) -> None:
             lr = args.lr * lr_factor(state["step"] - phase_start, phase_steps, max(1, int(0.05 * phase_steps)))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if state["position"] + args.batch > len(order):
+        if state["position"] + args.batch - task_batch > len(order):
             state["epoch"] += 1
             state["position"] = 0
             order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(args.seed + 1000 + state["epoch"]))
-        ids = train_rows[order[state["position"]:state["position"] + args.batch]]
-        state["position"] += args.batch
+        ids = train_rows[order[state["position"]:state["position"] + args.batch - task_batch]]
+        state["position"] += args.batch - task_batch
+        if task_batch:
+            if state["task_position"] + task_batch > len(task_data):
+                state["task_epoch"] += 1
+                state["task_position"] = 0
+                task_data = task_rows(args.seed + 2000 + state["task_epoch"])
+            task_ids = task_data[state["task_position"]:state["task_position"] + task_batch]
+            state["task_position"] += task_batch
+            state["task_tokens"] += int((task_ids != PAD_ID).sum())
+            ids = torch.cat([ids, task_ids])
         if nsp:
-            pairs, types, nsp_labels = nsp_pairs(ids, train_rows, data_gen)
+            pairs, types, nsp_labels = nsp_pairs(ids[:args.batch - task_batch], train_rows, data_gen)
+            if task_batch:  # a task row's random second segment comes from another task row
+                task_pairs = nsp_pairs(ids[args.batch - task_batch:], task_data, data_gen)
+                pairs, types, nsp_labels = (torch.cat([a, b]) for a, b in zip((pairs, types, nsp_labels), task_pairs))
             inputs, labels = mask_tokens(pairs, vocab, mask_gen)
             loss, nsp_loss, nsp_acc = model.pretraining_losses(inputs, types, (pairs != PAD_ID).long(), labels, nsp_labels)
             total_loss = loss + nsp_loss
@@ -528,6 +582,8 @@ def pretrain(args) -> None:
                "final_eval_loss": round(final_eval, 4), "mlm_check_loss": check_loss,
                "params": sum(p.numel() for n, p in model.state_dict().items() if n.startswith(("bert.", "cls."))),
                "batch": args.batch, "lr": args.lr, "threads": args.threads}
+    if task_batch:
+        summary.update(task_adaptive=task_fraction, task_tokens=state["task_tokens"], task_passes=state["task_epoch"])
     with open(os.path.join(WORK_DIR, "pretrain-summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print("\n" + json.dumps(summary, indent=2))
@@ -615,7 +671,7 @@ def downstream(args) -> None:
                "epochs": args.epochs, "batch": args.ft_batch, "lr": methods, "seeds": args.seeds,
                "dev_accuracy": {k: {"mean": round(float(np.mean(v)), 4), "runs": [round(a, 4) for a in v]} for k, v in results.items()}}
     methods_tag = "" if len(methods) == 3 and not args.lr_override else "-" + "-".join(f"{m}{'@' + format(lr, 'g') if args.lr_override else ''}" for m, lr in methods.items())
-    with open(os.path.join(WORK_DIR, f"downstream-{'-'.join(args.inits)}{methods_tag}-seed{'-'.join(map(str, args.seeds))}.json"), "w") as f:
+    with open(os.path.join(WORK_DIR, f"downstream-{'-'.join(args.inits)}{methods_tag}{'' if args.epochs == 3 else f'-ep{args.epochs}'}-seed{'-'.join(map(str, args.seeds))}.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary, indent=2))
 
@@ -629,6 +685,9 @@ def main() -> None:
                     help="resume with the current phase re-planned to end at step N (its lr decay follows)")
     ap.add_argument("--nsp", action="store_true",
                     help="add BERT's next-sentence prediction (pooler + cls.seq_relationship) from this phase on")
+    ap.add_argument("--task-adaptive", type=float, default=0.0, metavar="FRACTION",
+                    help="with --extend: task-adaptive pretraining (Gururangan et al. 2020), FRACTION of every batch "
+                         "from the sentiment task's unlabelled train sentences, for the rest of the run")
     ap.add_argument("--fresh", action="store_true", help="ignore .pretrain/state.pt and start over")
     ap.add_argument("--minutes", type=float, default=25.0, help="wall-time budget of the whole run")
     ap.add_argument("--batch", type=int, default=128)
