@@ -96,7 +96,7 @@ export function initBaseParam(name: string, shape: number[], rng: Rng): Float32A
 /** Every parameter of the model under a method: base (by name, from `base` or initialised) + modules. */
 export function buildParamSpecs(c: BertConfig, base: Map<string, Float32Array>, method: MethodConfig, drop: AdapterDropConfig, rng: Rng): ParamSpec[] {
   const specs: ParamSpec[] = [];
-  // A checkpoint without a pooler (an MLM-only pretraining, like the shipped mini-BERT) gets a
+  // A checkpoint without a pooler (an MLM-only pretraining, e.g. a BertForMaskedLM export) gets a
   // freshly initialised one; frozen, that random projection would sit between every PEFT method
   // and its classifier, so it trains with the head instead.
   const freshPooler = !base.has('bert.pooler.dense.weight');
