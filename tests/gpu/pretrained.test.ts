@@ -9,6 +9,7 @@ import { BertModel } from '../../src/model/bert';
 import { mlmLoss, readMlmHead, MLM_IGNORE } from '../../src/model/mlm';
 import { WordPieceTokenizer } from '../../src/data/wordpiece';
 import { Rng } from '../../src/train/rng';
+import { Trainer, DEFAULT_TRAIN } from '../../src/train/trainer';
 import { getGpu, noGpuErrors } from './gpu';
 
 /** float32 forward of a 4-layer model against PyTorch's float64 loss on the same float32 weights */
@@ -91,6 +92,70 @@ describe('shipped mini-BERT', () => {
       expect(got.loss).toBeLessThan(Math.log(ck.config.vocabSize) - 1);
     } finally {
       model.store.destroy();
+    }
+  });
+
+  // The fixtures (model-fixtures.test.ts) check every gradient with dropout off on small random
+  // models; this checks the backward on the real shipped model with dropout on (0.1 in hidden
+  // states and attention probabilities), full fine-tuning: for each tensor, the derivative of the
+  // training loss along the normalised gradient, by central differences with the same dropout
+  // masks (the trainer's RNG state is restored before every pass), equals the gradient's norm.
+  test('with dropout on, the training loss changes along each gradient by the gradient’s norm (full fine-tuning)', async () => {
+    const gpu = await getGpu();
+    const { config, vocab, weights, check: checkBytes } = await shippedModel();
+    const ck = loadBertCheckpoint({ config, weights, vocab }, { numLabels: 2 });
+    const ids = readSafetensors(checkBytes).tensors.get('input_ids')!;
+    const [rows, seq] = ids.shape;
+    const batch = Math.min(rows, 8);
+    const idData = Uint32Array.from(ids.ints!.slice(0, batch * seq));
+    const host = {
+      ids: idData,
+      typeIds: new Uint32Array(batch * seq),
+      mask: Float32Array.from(idData, (id) => (id === 0 ? 0 : 1)),
+      labels: Uint32Array.from({ length: batch }, (_, i) => i % 2),
+    };
+    const cfg = { ...ck.config, hiddenDropout: 0.1, attentionDropout: 0.1 };
+    const model = BertModel.create(gpu, cfg, ck.params, { kind: 'full' }, { mode: 'none', n: 0 }, new Rng(1));
+    const classifier = Float32Array.from({ length: 2 * cfg.hiddenSize }, (_, i) => Math.sin(i) * 0.02);
+    model.store.write('classifier.weight', classifier);
+    model.store.write('classifier.bias', new Float32Array(2));
+    const trainer = new Trainer(gpu, model, { ...DEFAULT_TRAIN, batchSize: batch, seqLen: seq });
+    const state = trainer.rng.getState();
+    const lossOfStep = async () => {
+      trainer.rng.setState(state); // the same dropout masks every time
+      trainer.trainStep(host, { train: true, skipOptimizer: true });
+      return (await trainer.readMetrics()).records[0].loss;
+    };
+    try {
+      await noGpuErrors(gpu, async () => {
+        const l0 = await lossOfStep();
+        const grads = await model.store.readGrads();
+        // another pass with the same masks gives the same loss (dropout is a function of the seed)
+        expect(await lossOfStep()).toBe(l0);
+        const names = [
+          'bert.embeddings.word_embeddings.weight', 'bert.embeddings.LayerNorm.weight',
+          'bert.encoder.layer.0.attention.self.query.weight', 'bert.encoder.layer.0.attention.self.key.weight',
+          'bert.encoder.layer.2.attention.self.value.weight', 'bert.encoder.layer.1.intermediate.dense.weight',
+          'bert.encoder.layer.3.output.dense.weight', 'bert.pooler.dense.weight', 'classifier.weight',
+        ];
+        for (const name of names) {
+          const g = grads.get(name)!;
+          const w0 = name === 'classifier.weight' ? classifier : ck.params.get(name)!;
+          const norm = Math.sqrt(g.reduce((s, v) => s + v * v, 0));
+          expect(norm, name).toBeGreaterThan(1e-4);
+          const h = 1e-2;
+          const lossAt = async (sign: number) => {
+            model.store.write(name, w0.map((w, i) => w + (sign * h * g[i]) / norm));
+            return lossOfStep();
+          };
+          const slope = ((await lossAt(1)) - (await lossAt(-1))) / (2 * h);
+          model.store.write(name, w0);
+          expect(Math.abs(slope - norm) / norm, `${name}: |g| ${norm}, central difference ${slope}`).toBeLessThan(0.01);
+        }
+      });
+    } finally {
+      trainer.destroy();
+      model.destroy();
     }
   });
 
