@@ -292,17 +292,22 @@ def mask_tokens(ids: torch.Tensor, vocab: int, gen: torch.Generator) -> Tuple[to
     return inputs, labels
 
 
-def task_rows(seed: int) -> torch.Tensor:
+def task_sentences() -> List[List[int]]:
     """Task-adaptive pretraining text (--task-adaptive): the built-in sentiment task's *train*
-    sentences (never dev or test), unlabelled, shuffled with `seed` and packed like the corpus —
-    whole sentences fill a row of [CLS] … [SEP] up to the row length, a longer one is cut."""
+    sentences (never dev or test), unlabelled, as piece ids without [CLS]/[SEP]."""
     with open(os.path.join(WORK_DIR, "sentiment.json")) as f:
         task = json.load(f)
     width = task["seqLen"]
     assert width == SHAPE["max_position_embeddings"], (width, SHAPE)
     ids = torch.tensor(task["train"]["ids"], dtype=torch.long).view(-1, width)
     lengths = (ids != PAD_ID).sum(1).tolist()
-    sentences = [ids[i, 1:lengths[i] - 1].tolist() for i in range(len(ids))]
+    return [ids[i, 1:lengths[i] - 1].tolist() for i in range(len(ids))]
+
+
+def task_rows(sentences: List[List[int]], seed: int) -> torch.Tensor:
+    """The sentences shuffled with `seed` and packed like the corpus: whole sentences fill a row of
+    [CLS] … [SEP] up to the row length, a longer one is cut."""
+    width = SHAPE["max_position_embeddings"]
     order = torch.randperm(len(sentences), generator=torch.Generator().manual_seed(seed)).tolist()
     rows, row = [], []
     for i in order:
@@ -475,7 +480,9 @@ def pretrain(args) -> None:
         state.setdefault("task_tokens", 0)
     task_fraction = state.get("task_adaptive", 0.0)
     task_batch = int(round(args.batch * task_fraction))
-    task_data = task_rows(args.seed + 2000 + state.get("task_epoch", 0)) if task_batch else None
+    # read once; every pass over it re-shuffles and re-packs
+    sentences = task_sentences() if task_batch else []
+    task_data = task_rows(sentences, args.seed + 2000 + state.get("task_epoch", 0)) if task_batch else None
     order = torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(args.seed + 1000 + state["epoch"]))
 
     def save_state() -> None:
@@ -515,7 +522,7 @@ def pretrain(args) -> None:
             if state["task_position"] + task_batch > len(task_data):
                 state["task_epoch"] += 1
                 state["task_position"] = 0
-                task_data = task_rows(args.seed + 2000 + state["task_epoch"])
+                task_data = task_rows(sentences, args.seed + 2000 + state["task_epoch"])
             task_ids = task_data[state["task_position"]:state["task_position"] + task_batch]
             state["task_position"] += task_batch
             state["task_tokens"] += int((task_ids != PAD_ID).sum())
