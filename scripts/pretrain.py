@@ -9,14 +9,16 @@
                                                      # a phase with half of every batch from the
                                                      # sentiment task's train sentences (TAPT)
     /usr/bin/python3 scripts/pretrain.py --downstream   # sentiment dev accuracy, pretrained vs random
+    python3 scripts/pretrain.py --device cuda --extend 8 --batch 512   # a phase on a GPU machine
     /usr/bin/python3 scripts/pretrain-card.py          # the model card's tables from the logs
 
 State, tokenized data and downstream results live in .pretrain/ (not committed). An interrupted
 run continues from .pretrain/state.pt (saved every minute) when started again; --fresh starts over.
 
-`npm run pretrain` runs the first two. Needs only torch (1.13, CPU) and numpy: BERT and the
-safetensors I/O are written out here, in Hugging Face's BertForMaskedLM layout and names, so the
-project's importer (src/io/hf.ts) loads the result like any hub checkpoint.
+`npm run pretrain` runs the first two. Needs only torch (1.13 on the CPU here; 2.x with --device cuda
+on a GPU machine) and numpy: BERT and the safetensors I/O are written out here, in Hugging Face's
+BertForMaskedLM layout and names, so the project's importer (src/io/hf.ts) loads the result like any
+hub checkpoint.
 
 Recipe (BERT, Devlin et al. 2019, §3.1 and appendix A.2, shortened): 15 % of the real tokens are
 prediction targets; of those 80 % become [MASK], 10 % a random piece, 10 % stay; loss = mean
@@ -75,7 +77,7 @@ class Embeddings(nn.Module):
         self.dropout = nn.Dropout(c["dropout"])
 
     def forward(self, ids: torch.Tensor, types: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(ids.shape[1])
+        positions = torch.arange(ids.shape[1], device=ids.device)
         x = self.word_embeddings(ids) + self.position_embeddings(positions)[None] + self.token_type_embeddings(types)
         return self.dropout(self.LayerNorm(x))
 
@@ -248,7 +250,7 @@ def read_safetensors(path: str) -> Dict[str, np.ndarray]:
 def export_checkpoint(model: MiniBert, vocab_size: int, note: str) -> None:
     """config.json + model.safetensors (bert.* and cls.predictions.*, decoder tied so not stored)."""
     os.makedirs(MODEL_DIR, exist_ok=True)
-    tensors = [(name, p.detach().numpy().astype(np.float32)) for name, p in model.state_dict().items()
+    tensors = [(name, p.detach().cpu().numpy().astype(np.float32)) for name, p in model.state_dict().items()
                if name.startswith(("bert.embeddings", "bert.encoder", "bert.pooler", "cls.predictions", "cls.seq_relationship"))]
     nsp = any(name.startswith("cls.seq_relationship") for name, _ in tensors)
     write_safetensors(os.path.join(MODEL_DIR, "model.safetensors"), tensors, {"format": "pt", "note": note})
@@ -357,6 +359,7 @@ def nsp_pairs(ids: torch.Tensor, rows: torch.Tensor, gen: torch.Generator) -> Tu
 def evaluate_mlm(model: MiniBert, rows: torch.Tensor, vocab: int, seed: int = 1234, batch: int = 256) -> float:
     """held-out MLM loss with a fixed masking (same targets every time), token-weighted mean"""
     model.eval()
+    device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     total, count = 0.0, 0
     for start in range(0, len(rows), batch):
@@ -364,7 +367,7 @@ def evaluate_mlm(model: MiniBert, rows: torch.Tensor, vocab: int, seed: int = 12
         inputs, labels = mask_tokens(ids, vocab, gen)
         n = int((labels != IGNORE).sum())
         if n:
-            total += float(model.mlm_loss(inputs, (ids != PAD_ID).long(), labels)) * n
+            total += float(model.mlm_loss(inputs.to(device), (ids != PAD_ID).long().to(device), labels.to(device))) * n
             count += n
     model.train()
     return total / count
@@ -377,7 +380,7 @@ def write_mlm_check(model: MiniBert, eval_rows: torch.Tensor, vocab: int) -> flo
     inputs, labels = mask_tokens(ids, vocab, torch.Generator().manual_seed(99))
     mask = (ids != PAD_ID).long()
     reference = MiniBert(make_config(0.0), vocab, nsp=hasattr(model.cls, "seq_relationship")).double()
-    reference.load_state_dict({k: v.double() for k, v in model.state_dict().items()})
+    reference.load_state_dict({k: v.detach().cpu().double() for k, v in model.state_dict().items()})
     reference.eval()
     with torch.no_grad():
         loss = float(reference.mlm_loss(inputs, mask, labels))
@@ -419,11 +422,15 @@ def pretrain(args) -> None:
     torch.set_num_threads(args.threads)
     vocab = vocab_size()
     train_rows, eval_rows = load_rows("corpus-train.bin"), load_rows("corpus-eval.bin")
-    saved = torch.load(STATE_PATH) if os.path.exists(STATE_PATH) and not args.fresh else None
+    device = torch.device(args.device)
+    # the state is saved from whatever device trained it and loads onto any (optimizer moments
+    # follow their parameters in optimizer.load_state_dict)
+    saved = torch.load(STATE_PATH, map_location="cpu", weights_only=False) if os.path.exists(STATE_PATH) and not args.fresh else None
     # next-sentence prediction, once switched on (--nsp), stays on for the rest of the run
     nsp = args.nsp or bool(saved and saved["state"].get("nsp"))
     model = MiniBert(make_config(), vocab, nsp=nsp)
     model.init_weights(torch.Generator().manual_seed(args.seed))
+    model.to(device)  # in place: the parameter objects below stay the same
     is_nsp = lambda name: name.startswith(("bert.pooler", "cls.seq_relationship"))
     base_params = [(n, p) for n, p in model.named_parameters() if not is_nsp(n)]
     nsp_params = [(n, p) for n, p in model.named_parameters() if is_nsp(n)]
@@ -532,14 +539,14 @@ def pretrain(args) -> None:
             if task_batch:  # a task row's random second segment comes from another task row
                 task_pairs = nsp_pairs(ids[args.batch - task_batch:], task_data, data_gen)
                 pairs, types, nsp_labels = (torch.cat([a, b]) for a, b in zip((pairs, types, nsp_labels), task_pairs))
-            inputs, labels = mask_tokens(pairs, vocab, mask_gen)
-            loss, nsp_loss, nsp_acc = model.pretraining_losses(inputs, types, (pairs != PAD_ID).long(), labels, nsp_labels)
+            inputs, labels = mask_tokens(pairs, vocab, mask_gen)  # data and masks are drawn on the CPU generators
+            loss, nsp_loss, nsp_acc = model.pretraining_losses(*(t.to(device) for t in (inputs, types, (pairs != PAD_ID).long(), labels, nsp_labels)))
             total_loss = loss + nsp_loss
             window_nsp += float(nsp_loss)
             window_nsp_acc += float(nsp_acc)
         else:
             inputs, labels = mask_tokens(ids, vocab, mask_gen)
-            total_loss = loss = model.mlm_loss(inputs, (ids != PAD_ID).long(), labels)
+            total_loss = loss = model.mlm_loss(*(t.to(device) for t in (inputs, (ids != PAD_ID).long(), labels)))
         optimizer.zero_grad(set_to_none=True)
         total_loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -588,7 +595,7 @@ def pretrain(args) -> None:
                "epochs": round(state["tokens"] / max(1, int((train_rows != PAD_ID).sum())), 3),
                "final_eval_loss": round(final_eval, 4), "mlm_check_loss": check_loss,
                "params": sum(p.numel() for n, p in model.state_dict().items() if n.startswith(("bert.", "cls."))),
-               "batch": args.batch, "lr": args.lr, "threads": args.threads}
+               "batch": args.batch, "lr": args.lr, "threads": args.threads, "device": args.device}
     if task_batch:
         summary.update(task_adaptive=task_fraction, task_tokens=state["task_tokens"], task_passes=state["task_epoch"])
     with open(os.path.join(WORK_DIR, "pretrain-summary.json"), "w") as f:
@@ -601,13 +608,14 @@ def pretrain(args) -> None:
 
 def downstream(args) -> None:
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     with open(os.path.join(WORK_DIR, "sentiment.json")) as f:
         task = json.load(f)
     seq = task["seqLen"]
 
     def tensors(split):
         ids = torch.tensor(split["ids"], dtype=torch.long).view(-1, seq)
-        return ids, (ids != PAD_ID).long(), torch.tensor(split["labels"])
+        return ids.to(device), (ids != PAD_ID).long().to(device), torch.tensor(split["labels"]).to(device)
 
     train, dev = tensors(task["train"]), tensors(task["dev"])
     if args.limit:  # smoke test of the code path on a few examples
@@ -639,6 +647,7 @@ def downstream(args) -> None:
                     m = SHAPE["hidden_size"] // 16
                     for layer in model.bert.encoder.layer:
                         layer.output.adapter = Adapter(SHAPE["hidden_size"], m, gen)
+                model.to(device)
                 for name, p in model.named_parameters():
                     if method == "full":
                         p.requires_grad = not name.startswith("cls.")
@@ -656,7 +665,7 @@ def downstream(args) -> None:
                 step = 0
                 model.train()
                 for epoch in range(args.epochs):
-                    order = torch.randperm(len(train[0]), generator=gen)
+                    order = torch.randperm(len(train[0]), generator=gen).to(device)
                     for start in range(0, len(order), args.ft_batch):
                         idx = order[start:start + args.ft_batch]
                         for g in optimizer.param_groups:
@@ -701,6 +710,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu",
+                    help="torch device to train on, e.g. cuda (data, masking and its random streams stay on the CPU)")
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--save-every", type=float, default=60.0, help="seconds between resumable states")
     ap.add_argument("--early-after", type=float, default=180.0, help="write a first checkpoint after this many seconds")
